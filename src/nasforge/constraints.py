@@ -1,0 +1,112 @@
+"""Constraints and objectives parsed from readable strings.
+
+Constraints: ``"size<=0.05MiB"``, ``"macs<=300M"``, ``"params<50K"``, ``"latency_ms<=5"``, ``"lat_ms_fpga<=3"``.
+Units: K/M/G (×10^3, ×10^6, ×10^9) for counts; B, KB/MB/GB (×10^3…) and KiB/MiB/GiB (×2^10…) for bytes;
+us/ms/s for times (stored in milliseconds). ``size<=0.05MiB`` therefore means 0.05·2^20 bytes.
+
+Objectives: ``"maximize accuracy"``, ``"minimize latency_ms"``, ``"max:val_acc"``, ``"+val_acc"``, ``"-lat_ms_fpga"``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import ConstraintError
+
+BYTE_METRICS = {"size", "peak_mem", "flash", "sram"}
+_COUNT = {"": 1, "K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_BYTES = {"B": 1, "KB": 1e3, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+_TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def _scale(metric: str, unit: str, text: str) -> float:
+    if metric in BYTE_METRICS or metric.endswith("_bytes"):
+        table, what = {**_BYTES, "": 1}, "a byte unit (B, KB, KiB, MiB, ...)"
+    elif metric.startswith("lat") or metric.endswith("_ms"):
+        table, what = {**_TIME_MS, "": 1.0}, "a time unit (us, ms, s)"
+    else:
+        table, what = _COUNT, "a count unit (K, M, G)"
+    if unit not in table:
+        raise ConstraintError(f"constraint {text!r}: unit {unit!r} does not fit {metric!r}; use {what} or none")
+    return table[unit]
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric op value`` with the value already in base units (bytes, counts, milliseconds)."""
+
+    metric: str
+    op: str
+    value: float
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        if isinstance(text, Constraint):
+            return text
+        m = _RE.match(str(text))
+        if not m:
+            raise ConstraintError(
+                f"cannot read constraint {text!r}; write it as metric<=number[unit], e.g. 'size<=0.05MiB', "
+                "'macs<=300M', 'latency_ms<=5'"
+            )
+        metric, op, num, unit = m.groups()
+        value = float(num) * _scale(metric, unit, str(text))
+        if not math.isfinite(value):
+            raise ConstraintError(f"constraint {text!r}: the limit must be a finite number")
+        return cls(metric, op, value, str(text).strip())
+
+    def ok(self, metrics: Mapping[str, float]) -> bool:
+        v = metrics.get(self.metric)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return False
+        return _OPS[self.op](v, self.value)
+
+    def violation(self, metrics: Mapping[str, float]) -> float:
+        """How far ``metrics`` lies outside the limit (0 when met): used to rank infeasible archs."""
+        v = metrics.get(self.metric)
+        if v is None:
+            return math.inf
+        return 0.0 if self.ok(metrics) else abs(v - self.value)
+
+    def __str__(self) -> str:
+        return self.text or f"{self.metric}{self.op}{self.value:g}"
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str  # "maximize" or "minimize"
+
+    @classmethod
+    def parse(cls, text: str) -> Objective:
+        if isinstance(text, Objective):
+            return text
+        t = str(text).strip()
+        m = re.match(r"^(maximize|minimize|max|min)\s*[: ]\s*([A-Za-z_][A-Za-z0-9_]*)$", t)
+        if m:
+            d = "maximize" if m.group(1).startswith("max") else "minimize"
+            return cls(m.group(2), d)
+        m = re.match(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)$", t)
+        if m:
+            return cls(m.group(2), "minimize" if m.group(1) == "-" else "maximize")
+        raise ConstraintError(
+            f"cannot read objective {text!r}; write 'maximize val_acc', 'minimize latency_ms' or '-lat_ms_fpga'"
+        )
+
+    def score(self, metrics: Mapping[str, float]) -> float:
+        """The metric oriented so that greater is better (what strategies see)."""
+        v = float(metrics[self.metric])
+        return v if self.direction == "maximize" else -v
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.metric}"

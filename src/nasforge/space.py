@@ -1,0 +1,276 @@
+"""Search spaces as data: ``Choice``, ``Space`` and ``Arch``. No torch here.
+
+A ``Space`` is an ordered mapping of named dimensions, each a finite ``Choice`` of JSON scalar values. An ``Arch`` is a
+frozen mapping from every dimension name to one of its values; its ``key`` (a hash of its canonical JSON) is the
+identity used for storage and de-duplication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SpaceError
+
+Scalar = int | float | str | bool
+
+
+def _check_scalar(value: Any, where: str) -> Scalar:
+    if isinstance(value, bool | int | float | str) and not (isinstance(value, float) and math.isnan(value)):
+        return value
+    raise SpaceError(f"{where}: value {value!r} is not a JSON scalar (int, float, str or bool)")
+
+
+class Arch(Mapping[str, Any]):
+    """A frozen, JSON-serialisable assignment of a value to every dimension of a space."""
+
+    __slots__ = ("_d", "_key")
+
+    def __init__(self, values: Mapping[str, Any] | None = None, **kw: Any) -> None:
+        d = dict(values or {}, **kw)
+        for k, v in d.items():
+            _check_scalar(v, f"arch dimension {k!r}")
+        object.__setattr__(self, "_d", d)
+        object.__setattr__(self, "_key", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Arch is frozen")
+
+    def __getitem__(self, k: str) -> Any:
+        return self._d[k]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Arch):
+            return self.key == other.key
+        if isinstance(other, Mapping):
+            return self._d == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._d.items())
+        return f"Arch({inner})"
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no spaces. Equal archs give equal strings."""
+        return json.dumps(self._d, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Arch:
+        return cls(json.loads(text))
+
+    @property
+    def key(self) -> str:
+        """Stable short identity: the first 16 hex digits of the SHA-1 of the canonical JSON."""
+        if self._key is None:
+            object.__setattr__(self, "_key", hashlib.sha1(self.to_json().encode()).hexdigest()[:16])
+        return self._key
+
+    def replace(self, **changes: Any) -> Arch:
+        return Arch({**self._d, **changes})
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A finite, ordered set of candidate values for one dimension."""
+
+    values: tuple[Scalar, ...]
+
+    def __init__(self, values: Any) -> None:
+        if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+            raise SpaceError(f"a choice needs a list of values, got {values!r}")
+        vals = tuple(values)
+        if not vals:
+            raise SpaceError("a choice needs at least one value")
+        for v in vals:
+            _check_scalar(v, "choice")
+        if len(set(map(repr, vals))) != len(vals):
+            raise SpaceError(f"a choice has repeated values: {list(vals)}")
+        object.__setattr__(self, "values", vals)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def index(self, value: Any) -> int:
+        for i, v in enumerate(self.values):
+            # True == 1 in Python; a bool must not match an int choice or the other way round
+            if v == value and isinstance(v, bool) == isinstance(value, bool):
+                return i
+        raise SpaceError(f"value {value!r} is not one of {list(self.values)}")
+
+
+class Space:
+    """An ordered mapping of named dimensions (``Choice``), with exact integer ``size``."""
+
+    def __init__(self, dims: Mapping[str, Any]) -> None:
+        if not isinstance(dims, Mapping) or not dims:
+            raise SpaceError("a space needs at least one dimension, given as a mapping name -> list of values")
+        out: dict[str, Choice] = {}
+        for name, choice in dims.items():
+            if not isinstance(name, str) or not name:
+                raise SpaceError(f"dimension names must be non-empty strings, got {name!r}")
+            try:
+                out[name] = choice if isinstance(choice, Choice) else Choice(choice)
+            except SpaceError as e:
+                raise SpaceError(f"dimension {name!r}: {e}") from None
+        self.dims: dict[str, Choice] = out
+        self._names = tuple(out)
+        self._radix = tuple(len(c) for c in out.values())
+
+    # --- description -------------------------------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._names
+
+    @property
+    def size(self) -> int:
+        """Exact number of archs (a Python int, never a float)."""
+        return math.prod(self._radix)
+
+    def __len__(self) -> int:
+        return len(self.dims)
+
+    def __repr__(self) -> str:
+        return f"Space({len(self.dims)} dims, size={self.size})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+
+    def to_dict(self) -> dict[str, list[Scalar]]:
+        return {k: list(c.values) for k, c in self.dims.items()}
+
+    def to_json(self) -> str:
+        return json.dumps({"dims": self.to_dict()})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Space:
+        """Accepts ``{"dims": {name: [values]}}`` or the bare ``{name: [values]}``."""
+        if not isinstance(data, Mapping):
+            raise SpaceError(f"a space must be a mapping, got {type(data).__name__}")
+        dims = data["dims"] if "dims" in data else data
+        return cls(dims)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Space:
+        """Read a space from a YAML or JSON file."""
+        import yaml
+
+        p = Path(path)
+        if not p.exists():
+            raise SpaceError(f"space file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text())  # JSON is a subset of YAML
+        except yaml.YAMLError as e:
+            raise SpaceError(f"space file {p} is not valid YAML/JSON: {str(e).splitlines()[0]}") from None
+        return cls.from_dict(data)
+
+    # --- membership ---------------------------------------------------------------------------------------------
+    def validate(self, arch: Mapping[str, Any]) -> Arch:
+        """Return ``arch`` as an ``Arch`` of this space, or raise ``SpaceError`` saying what does not fit."""
+        missing = [k for k in self._names if k not in arch]
+        extra = [k for k in arch if k not in self.dims]
+        if missing or extra:
+            raise SpaceError(f"arch does not fit the space: missing {missing}, unknown {extra}")
+        for k in self._names:
+            self.dims[k].index(arch[k])
+        return Arch({k: arch[k] for k in self._names})
+
+    def contains(self, arch: Mapping[str, Any]) -> bool:
+        try:
+            self.validate(arch)
+        except SpaceError:
+            return False
+        return True
+
+    def __contains__(self, arch: object) -> bool:
+        return isinstance(arch, Mapping) and self.contains(arch)
+
+    # --- enumeration --------------------------------------------------------------------------------------------
+    def grid(self) -> Iterator[Arch]:
+        """Every arch in lexicographic order of the dimensions (the last dimension changes fastest)."""
+        for combo in itertools.product(*(c.values for c in self.dims.values())):
+            yield Arch(dict(zip(self._names, combo, strict=True)))
+
+    def index(self, arch: Mapping[str, Any]) -> int:
+        """Position of ``arch`` in ``grid()`` order."""
+        i = 0
+        for name, r in zip(self._names, self._radix, strict=True):
+            i = i * r + self.dims[name].index(arch[name])
+        return i
+
+    def at(self, index: int) -> Arch:
+        """The arch at ``index`` in ``grid()`` order (inverse of ``index``)."""
+        if not 0 <= index < self.size:
+            raise SpaceError(f"index {index} is outside the space (size {self.size})")
+        idx = []
+        for r in reversed(self._radix):
+            index, j = divmod(index, r)
+            idx.append(j)
+        idx.reverse()
+        return Arch({n: self.dims[n].values[j] for n, j in zip(self._names, idx, strict=True)})
+
+    # --- random operators ---------------------------------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Arch:
+        return Arch({n: c.values[int(rng.integers(len(c)))] for n, c in self.dims.items()})
+
+    def mutate(self, arch: Mapping[str, Any], rng: np.random.Generator, n: int = 1) -> Arch:
+        """Change exactly ``n`` dimensions (chosen among those with more than one value) to a different value."""
+        free = [k for k in self._names if len(self.dims[k]) > 1]
+        if n > len(free):
+            raise SpaceError(f"cannot change {n} dimensions: only {len(free)} have more than one value")
+        out = dict(arch)
+        for k in rng.choice(free, size=n, replace=False):
+            vals = self.dims[k].values
+            cur = self.dims[k].index(out[k])
+            j = int(rng.integers(len(vals) - 1))
+            out[k] = vals[j if j < cur else j + 1]
+        return Arch({k: out[k] for k in self._names})
+
+    def crossover(self, a: Mapping[str, Any], b: Mapping[str, Any], rng: np.random.Generator) -> Arch:
+        """Uniform crossover: each dimension from ``a`` or ``b`` with probability 1/2."""
+        pick = rng.random(len(self._names)) < 0.5
+        return Arch({k: (a[k] if p else b[k]) for k, p in zip(self._names, pick, strict=True)})
+
+    def neighbours(self, arch: Mapping[str, Any]) -> list[Arch]:
+        """All archs that differ from ``arch`` in exactly one dimension."""
+        out = []
+        for k in self._names:
+            for v in self.dims[k].values:
+                if v != arch[k]:
+                    out.append(Arch({n: (v if n == k else arch[n]) for n in self._names}))
+        return out
+
+    # --- encoding -----------------------------------------------------------------------------------------------
+    @property
+    def encoding_size(self) -> int:
+        return sum(self._radix)
+
+    def encode(self, arch: Mapping[str, Any]) -> np.ndarray:
+        """Fixed-length float32 vector: the concatenated one-hot codes of the dimensions."""
+        v = np.zeros(self.encoding_size, dtype=np.float32)
+        off = 0
+        for name, r in zip(self._names, self._radix, strict=True):
+            v[off + self.dims[name].index(arch[name])] = 1.0
+            off += r
+        return v
+
+    def encode_many(self, archs: list[Mapping[str, Any]]) -> np.ndarray:
+        if not archs:
+            return np.zeros((0, self.encoding_size), dtype=np.float32)
+        return np.stack([self.encode(a) for a in archs])

@@ -1,0 +1,101 @@
+"""The ask/tell interface every black-box strategy shares, and its registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from ..registry import Registry
+from ..space import Arch, Space
+from ..trial import Result
+
+
+class Strategy(ABC):
+    """A search strategy: proposes archs (``ask``) and learns from their results (``tell``).
+
+    Contract:
+    - ``ask(n)`` returns up to ``n`` archs of ``space``, never one it returned before. Fewer than ``n`` (or none) means
+      it has nothing more to propose (the space is exhausted); it must not block.
+    - ``tell(arch, result)`` is called exactly once for every asked arch, in any order, possibly after further asks.
+    - Reproducible: with the same seed, the same sequence of ask and tell calls yields the same archs. A resumed study
+      rebuilds a strategy by replaying its recorded asks and tells, so there is no other state to save.
+    - It never trains, never touches storage, and reads only ``result.score`` (greater is better), ``result.ok``
+      and ``result.costs``.
+
+    Subclasses implement ``_ask`` (and usually ``_tell``); constructors only store arguments.
+    """
+
+    def __init__(self, space: Space, *, seed: int | None = 0) -> None:
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self._asked: set[str] = set()
+        self.history: list[tuple[Arch, Result]] = []
+
+    # --- public interface ---------------------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[Arch]:
+        out = self._ask(n)
+        for a in out:
+            if a.key in self._asked:
+                raise RuntimeError(f"{type(self).__name__} proposed {a} twice")
+            self._asked.add(a.key)
+        return out
+
+    def tell(self, arch: Arch, result: Result) -> None:
+        self.history.append((arch, result))
+        self._tell(arch, result)
+
+    def hyper(self) -> dict[str, Any]:
+        """Hyper-parameters (constructor keywords besides space and seed), for the study's record."""
+        return {}
+
+    # --- for subclasses -----------------------------------------------------------------------------------------
+    @abstractmethod
+    def _ask(self, n: int) -> list[Arch]: ...
+
+    def _tell(self, arch: Arch, result: Result) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def seen(self, arch: Arch) -> bool:
+        return arch.key in self._asked
+
+    @property
+    def exhausted(self) -> bool:
+        return len(self._asked) >= self.space.size
+
+    def _random_unseen(self, n: int, batch: set[str] | None = None, tries: int = 10_000) -> list[Arch]:
+        """Up to ``n`` distinct random archs never asked before (rejection sampling; fine while the space is large)."""
+        out: list[Arch] = []
+        taken = set(batch or ())
+        misses = 0
+        while len(out) < n and len(self._asked) + len(taken) < self.space.size and misses < tries:
+            a = self.space.sample(self.rng)
+            if a.key in self._asked or a.key in taken:
+                misses += 1
+                continue
+            taken.add(a.key)
+            out.append(a)
+        return out
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+def register_strategy(name: str):
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        cls.strategy_name = name
+        return STRATEGIES.register(name)(cls)
+
+    return deco
+
+
+def create_strategy(name: str, space: Space, *, seed: int | None = 0, **hyper: Any) -> Strategy:
+    from ..errors import NasforgeError
+
+    cls = STRATEGIES.get(name)
+    try:
+        return cls(space, seed=seed, **hyper)
+    except TypeError as e:
+        raise NasforgeError(f"strategy {name!r}: bad hyper-parameters {hyper}: {e}") from None
