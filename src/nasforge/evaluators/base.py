@@ -58,6 +58,11 @@ class Evaluator(ABC):
         """Settings that decide the results (for the study's record; a resumed study must use the same)."""
         return {}
 
+    def cheap_metrics(self, arch: Arch) -> dict[str, float]:
+        """Metrics known without evaluating (a table's latency columns, say). Constraints on them are checked before
+        evaluation, like those on the family's analytic costs, and an arch failing them is never evaluated."""
+        return {}
+
 
 class FunctionEvaluator(Evaluator):
     """Wrap a plain function ``fn(arch, ctx) -> dict`` (or ``fn(arch) -> dict``) as an evaluator."""

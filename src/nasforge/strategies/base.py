@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,9 @@ class Strategy(ABC):
       rebuilds a strategy by replaying its recorded asks and tells, so there is no other state to save.
     - It never trains, never touches storage, and reads only ``result.score`` (greater is better), ``result.ok``
       and ``result.costs``.
+    - ``feasible(arch)`` (set by the study from the constraints on cheap metrics; by default everything is feasible)
+      tells whether an arch meets the constraints without evaluating it. Learning strategies propose only feasible
+      archs; ``grid`` enumerates everything and lets the study record infeasible archs as such, untrained.
 
     Subclasses implement ``_ask`` (and usually ``_tell``); constructors only store arguments.
     """
@@ -30,6 +34,7 @@ class Strategy(ABC):
     def __init__(self, space: Space, *, seed: int | None = 0) -> None:
         self.space = space
         self.seed = seed
+        self.feasible: Callable[[Arch], bool] = _always
         self.rng = np.random.default_rng(seed)
         self._asked: set[str] = set()
         self.history: list[tuple[Arch, Result]] = []
@@ -46,6 +51,10 @@ class Strategy(ABC):
     def tell(self, arch: Arch, result: Result) -> None:
         self.history.append((arch, result))
         self._tell(arch, result)
+
+    def set_feasible(self, predicate: Callable[[Arch], bool] | None) -> None:
+        """Called by the study before the first ask; ``None`` means every arch is feasible."""
+        self.feasible = predicate or _always
 
     def hyper(self) -> dict[str, Any]:
         """Hyper-parameters (constructor keywords besides space and seed), for the study's record."""
@@ -65,19 +74,27 @@ class Strategy(ABC):
     def exhausted(self) -> bool:
         return len(self._asked) >= self.space.size
 
-    def _random_unseen(self, n: int, batch: set[str] | None = None, tries: int = 10_000) -> list[Arch]:
-        """Up to ``n`` distinct random archs never asked before (rejection sampling; fine while the space is large)."""
+    def _random_unseen(
+        self, n: int, batch: set[str] | None = None, tries: int = 10_000, feasible_only: bool = True
+    ) -> list[Arch]:
+        """Up to ``n`` distinct random archs never asked before (rejection sampling), feasible ones only unless told
+        otherwise. Gives up after ``tries`` consecutive misses, so it may return fewer when few unseen archs remain."""
         out: list[Arch] = []
         taken = set(batch or ())
         misses = 0
         while len(out) < n and len(self._asked) + len(taken) < self.space.size and misses < tries:
             a = self.space.sample(self.rng)
-            if a.key in self._asked or a.key in taken:
+            if a.key in self._asked or a.key in taken or (feasible_only and not self.feasible(a)):
                 misses += 1
                 continue
+            misses = 0
             taken.add(a.key)
             out.append(a)
         return out
+
+
+def _always(arch: Arch) -> bool:
+    return True
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")

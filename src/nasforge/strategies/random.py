@@ -1,4 +1,4 @@
-"""Random search without replacement, seeded."""
+"""Random search without replacement, seeded; it proposes only archs the study says are feasible."""
 
 from __future__ import annotations
 
@@ -25,6 +25,6 @@ class RandomSearch(Strategy):
         while len(out) < n and self._pos < len(self._perm):
             a = self.space.at(int(self._perm[self._pos]))
             self._pos += 1
-            if not self.seen(a):
+            if not self.seen(a) and self.feasible(a):
                 out.append(a)
         return out
