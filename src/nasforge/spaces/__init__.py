@@ -1,6 +1,8 @@
-"""Search-space families. Importing this package registers the built-in families."""
+"""Search-space families. Importing this package registers every family module in it."""
 
-from . import cell, lenet  # noqa: F401  (registration)
+from .._discover import import_submodules
 from .base import FAMILIES, MNIST_TASK, Family, Task, create_family, register_family
+
+import_submodules(__name__, __path__)
 
 __all__ = ["FAMILIES", "MNIST_TASK", "Family", "Task", "create_family", "register_family"]

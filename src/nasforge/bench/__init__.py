@@ -1,0 +1,1 @@
+"""Tabular benchmarks (NAS-Bench-201) and the multi-seed benchmark runner."""
