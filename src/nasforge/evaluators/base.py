@@ -93,3 +93,26 @@ def register_evaluator(name: str):
         return EVALUATORS.register(name)(cls)
 
     return deco
+
+
+def create_evaluator(name: str, **kwargs: Any) -> Evaluator:
+    """Build a registered evaluator. ``family``, ``dataset`` and ``data_dir`` are passed only to evaluators whose
+    constructor takes them; any other keyword it does not take is an error naming what it accepts."""
+    import inspect
+
+    from ..errors import NasforgeError
+
+    cls = EVALUATORS.get(name)
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    args = {}
+    for k, v in kwargs.items():
+        if k in params or takes_any:
+            args[k] = v
+        elif k not in ("family", "dataset", "data_dir"):
+            ok = [p for p in params if p not in ("self", "family", "dataset", "data_dir")]
+            raise NasforgeError(f"evaluator {name!r} has no option {k!r}; its options: {', '.join(ok)}")
+    try:
+        return cls(**args)
+    except TypeError as e:
+        raise NasforgeError(f"evaluator {name!r}: {e}") from None

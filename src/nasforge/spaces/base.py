@@ -45,6 +45,8 @@ class Family(ABC):
     """
 
     name: ClassVar[str] = ""
+    # the task a family is usually searched for, used when no data set says otherwise
+    default_task: ClassVar[Task | None] = None
 
     @property
     @abstractmethod

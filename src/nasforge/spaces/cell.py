@@ -20,7 +20,7 @@ from torch import nn
 from ..cost.layers import LayerSpec
 from ..errors import SpaceError
 from ..space import Space
-from .base import Family, Task, register_family
+from .base import MNIST_TASK, Family, Task, register_family
 
 ALL_OPS = ("identity", "conv3x3", "conv5x5", "dwconv3x3", "maxpool3x3", "conv1x1", "avgpool3x3", "dwconv5x5")
 ALL_COMBINES = ("add", "concat", "mul")
@@ -74,6 +74,8 @@ def _op_module(op: str, c: int) -> nn.Module:
 @register_family("cell")
 class Cell(Family):
     """Cell-level space with M ops, N combine ops and L hidden layers (defaults: the chapter's 5, 2, 5)."""
+
+    default_task = MNIST_TASK
 
     def __init__(
         self,

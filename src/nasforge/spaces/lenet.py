@@ -14,7 +14,7 @@ from torch import nn
 from ..cost.layers import LayerSpec, conv_out
 from ..errors import SpaceError
 from ..space import Space
-from .base import Family, Task, register_family
+from .base import MNIST_TASK, Family, Task, register_family
 
 PRACTICE_DIMS: dict[str, Sequence[int]] = {
     "conv1_ch": (3, 6, 9),
@@ -28,6 +28,8 @@ PRACTICE_DIMS: dict[str, Sequence[int]] = {
 
 @register_family("lenet")
 class LeNet(Family):
+    default_task = MNIST_TASK
+
     def __init__(self, dims: Mapping[str, Sequence[int]] | None = None) -> None:
         self.dims = dict(PRACTICE_DIMS if dims is None else dims)
         self._space: Space | None = None
