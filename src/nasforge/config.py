@@ -1,0 +1,136 @@
+"""A search described as data: the CLI's options and a YAML file map to the same ``SearchConfig``.
+
+Example ``search.yaml``::
+
+    study: practice
+    storage: sqlite:///nasforge.db
+    family: lenet                # or {name: cell, L: 2, M: 5, N: 2}
+    dataset: mnist
+    strategy: grid               # or {name: random, seed: 1}
+    constraints: ["size<=0.05MiB"]
+    objectives: ["maximize val_acc"]
+    evaluator: {name: train, epochs: 2, lr: 0.01, momentum: 0.5, batch_size: 64}
+    budget: 729
+    workers: 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import NasforgeError
+from .registry import Registry
+from .storage import DEFAULT_URL
+
+
+@dataclass
+class SearchConfig:
+    study: str = "default"
+    storage: str = DEFAULT_URL
+    family: str = "lenet"
+    family_config: dict[str, Any] = field(default_factory=dict)
+    dataset: str | None = "mnist"
+    data_dir: str | None = None
+    evaluator: str = "train"
+    evaluator_config: dict[str, Any] = field(default_factory=dict)
+    strategy: str = "grid"
+    strategy_config: dict[str, Any] = field(default_factory=dict)
+    constraints: list[str] = field(default_factory=list)
+    objectives: list[str] = field(default_factory=lambda: ["maximize val_acc"])
+    cost_models: list[dict[str, Any]] = field(default_factory=list)
+    budget: int | None = None
+    seed: int = 0
+    workers: int = 1
+    threads: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchConfig:
+        if not isinstance(data, Mapping):
+            raise NasforgeError("a search file must hold a mapping of settings (study, family, strategy, ...)")
+        known = {f.name for f in fields(cls)}
+        d = dict(data)
+        for key in ("family", "strategy", "evaluator"):  # {name: x, **options} shorthand
+            if isinstance(d.get(key), Mapping):
+                opts = dict(d[key])
+                if "name" not in opts:
+                    raise NasforgeError(f"search file: {key} needs a name, e.g. {key}: {{name: ...}}")
+                d[key] = opts.pop("name")
+                d[f"{key}_config"] = {**d.get(f"{key}_config", {}), **opts}
+        for key in ("constraints", "objectives"):
+            if isinstance(d.get(key), str):
+                d[key] = [d[key]]
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise NasforgeError(f"search file: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SearchConfig:
+        import yaml
+
+        p = Path(path)
+        if not p.exists():
+            raise NasforgeError(f"search file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise NasforgeError(f"search file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        return cls.from_dict(data or {})
+
+
+def build(cfg: SearchConfig):
+    """Create the family, strategy, evaluator and executor a config describes (nothing runs yet)."""
+    from .evaluators import create_evaluator
+    from .executors import create_executor
+    from .spaces import create_family
+    from .strategies import create_strategy
+
+    family = create_family(cfg.family, **cfg.family_config)
+    strat_cfg = dict(cfg.strategy_config)
+    seed = strat_cfg.pop("seed", cfg.seed)
+    strategy = create_strategy(cfg.strategy, family.space, seed=seed, **strat_cfg)
+    ev_cfg = dict(cfg.evaluator_config)
+    if cfg.threads and cfg.workers <= 1 and cfg.evaluator == "train":
+        ev_cfg.setdefault("threads", cfg.threads)
+    evaluator = create_evaluator(cfg.evaluator, family=family, dataset=cfg.dataset, data_dir=cfg.data_dir, **ev_cfg)
+    executor = create_executor(cfg.workers, cfg.threads or 1)
+    task = None
+    if cfg.cost_models:
+        task = evaluator.task() if hasattr(evaluator, "task") else family.default_task
+    cost_models = [_cost_model(family, task, spec) for spec in cfg.cost_models]
+    return family, strategy, evaluator, executor, cost_models
+
+
+# cost models by name: ``factory(family, task, **options) -> callable(arch) -> {metric: value}``; latency sources
+# register here, and ``cost_models: [{name: latency, source: lut, path: lut.json}]`` in a search file selects one
+COST_MODELS: Registry[Callable[..., Any]] = Registry("cost model")
+
+
+def _cost_model(family, task, spec: Mapping[str, Any]):
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise NasforgeError(f"a cost model needs a name, e.g. {{name: latency, source: lut}}; got {spec!r}")
+    factory = COST_MODELS.get(spec["name"])
+    return factory(family, task, **{k: v for k, v in spec.items() if k != "name"})
+
+
+def run_search(cfg: SearchConfig, **run_kwargs: Any):
+    """Build everything ``cfg`` describes and run (or resume) the study. Returns the ``Study``."""
+    from .study import Study
+
+    family, strategy, evaluator, executor, cost_models = build(cfg)
+    study = Study.open(cfg.study, cfg.storage)
+    return study.run(
+        family,
+        strategy,
+        evaluator,
+        constraints=cfg.constraints,
+        objectives=cfg.objectives,
+        budget=cfg.budget,
+        executor=executor,
+        seed=cfg.seed,
+        cost_models=cost_models,
+        **run_kwargs,
+    )
