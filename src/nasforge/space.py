@@ -44,6 +44,9 @@ class Arch(Mapping[str, Any]):
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Arch is frozen")
 
+    def __reduce__(self) -> tuple:
+        return (Arch, (self._d,))  # pickle (worker processes) through the constructor, which validates
+
     def __getitem__(self, k: str) -> Any:
         return self._d[k]
 

@@ -81,7 +81,7 @@ class FunctionEvaluator(Evaluator):
         return dict(out)
 
     def config(self) -> dict[str, Any]:
-        return {"function": getattr(self.fn, "__qualname__", repr(self.fn))}
+        return {"function": getattr(self.fn, "__qualname__", type(self.fn).__qualname__)}
 
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator")
