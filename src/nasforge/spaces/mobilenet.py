@@ -121,7 +121,7 @@ class MobileNet(Family):
     @property
     def space(self) -> Space:
         if self._space is None:
-            self.stages  # noqa: B018 -- validates the stage list
+            _ = self.stages  # validates the stage list
             if any(int(d) < 1 for d in self._get("depths")):
                 raise SpaceError(f"mobilenet depths must be positive, got {list(self._get('depths'))}")
             if any(int(k) % 2 != 1 for k in self._get("kernels")):
