@@ -1,0 +1,98 @@
+"""``nasforge bench nb201``: search strategies over many seeds on the NAS-Bench-201 table, side by side with peers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    name="bench", help="Benchmark search strategies on tabular data (NAS-Bench-201).", no_args_is_help=True
+)
+
+
+@app.callback()
+def _group() -> None:
+    """Benchmark search strategies on tabular data (NAS-Bench-201)."""
+    # a callback keeps ``bench`` a command group even while it holds one command, so ``bench nb201`` parses alike
+    # when this app runs alone (tests) and when the CLI mounts it
+
+
+def _split(values: list[str]) -> list[str]:
+    """Repeated options and comma lists alike; an item with ``:`` carries its own comma-separated settings."""
+    out: list[str] = []
+    for v in values:
+        out += [v] if ":" in v else [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+@app.command("nb201")
+def nb201(
+    strategy: list[str] = typer.Option(
+        ["evolution"],
+        "--strategy",
+        "-s",
+        help="registered strategy, optionally with settings: 'evolution:population=20,sample=5'; repeat or "
+        "comma-separate for several",
+    ),
+    budget: int = typer.Option(300, help="queries per run"),
+    seeds: int = typer.Option(50, help="seeded runs per strategy (seeds first-seed .. first-seed+seeds-1)"),
+    first_seed: int = typer.Option(0, help="the first seed"),
+    objective: str = typer.Option("acc12_cifar10_val", help="table column to maximise ('-col' to minimise)"),
+    objectives: str | None = typer.Option(
+        None, help="several objectives for a multi-objective run, e.g. 'acc12_cifar10_val,-lat_ms_fpga'"
+    ),
+    constraint: list[str] = typer.Option([], "--constraint", "-c", help="limit on a column, e.g. 'lat_ms_fpga<=3'"),
+    peers: str = typer.Option("", help="peers on the same seeds: random, tpe, optuna-nsga2 (comma-separated)"),
+    peer_seeds: int | None = typer.Option(None, help="run the Optuna peers on only the first N seeds (they are slow)"),
+    budgets: str | None = typer.Option(None, help="checkpoints, e.g. '25,50,100,200,300' (default depends on mode)"),
+    out: Path = typer.Option(Path("nb201-bench"), help="folder for nb201.json and nb201.png"),
+    data_dir: Path | None = typer.Option(None, help="folder that holds nb201/ (default: NASFORGE_DATA, ...)"),
+) -> None:
+    """Mean ± std regret at each budget (or hypervolume ratio and true-front cells found), a plot and a JSON file."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..bench.runner import Contender, problem, render, run_benchmark, write
+    from ..errors import NasforgeError
+
+    console, err = Console(), Console(stderr=True)
+    try:
+        objs = [o.strip() for o in (objectives or objective).split(",") if o.strip()]
+        contenders = [Contender.parse(s) for s in _split(strategy)]
+        contenders += [Contender.parse(s, peer=True) for s in _split([peers])]
+        contenders = list({c.label: c for c in reversed(contenders)}.values())[::-1]  # '-s random --peers random'
+        if seeds < 1 or budget < 1:
+            raise NasforgeError(f"--seeds and --budget must be at least 1, got {seeds} and {budget}")
+        seed_list = list(range(first_seed, first_seed + seeds))
+        fewer = {c.label: seed_list[:peer_seeds] for c in contenders if c.kind != "strategy" and peer_seeds}
+        try:
+            cps = [int(b) for b in budgets.split(",")] if budgets else None
+        except ValueError:
+            raise NasforgeError(f"--budgets must be comma-separated integers, got {budgets!r}") from None
+        dd = str(data_dir) if data_dir else None
+        problem(objs, constraint, dd)  # unknown columns and impossible constraints fail here, before any run
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            jobs: dict[str, int] = {}
+
+            def progress(label: str, done: int, total: int) -> None:
+                if label not in jobs:
+                    jobs[label] = bar.add_task(f"{label} seeds", total=total)
+                bar.update(jobs[label], completed=done)
+
+            result = run_benchmark(
+                contenders, objs, constraint, budget, seed_list, cps, dd, progress=progress, seeds_for=fewer
+            )
+        paths = write(result, out, data_dir=dd)
+    except NasforgeError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(render(result))
+    console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False)
