@@ -285,16 +285,19 @@ def time_functions(
     *,
     warmup: int = DEFAULT_WARMUP,
     repeats: int = DEFAULT_REPEATS,
-    inner: int = 1,
+    inner: int | Sequence[int] = 1,
     interleave: bool = True,
     seed: int = 0,
 ) -> list[Timing]:
-    """Time each function ``repeats`` times (each sample the mean of ``inner`` back-to-back calls).
+    """Time each function ``repeats`` times (each sample the mean of ``inner`` back-to-back calls; ``inner`` may be
+    one count per function, so that microsecond layers are timed over enough calls to rise above the timer's cost).
 
     Interleaved: every round calls each function once, in a random order drawn from ``seed``.
     """
-    if repeats < 1 or warmup < 0 or inner < 1:
-        raise LatencyError(f"need repeats >= 1, warmup >= 0, inner >= 1; got {repeats}, {warmup}, {inner}")
+    inners = [inner] * len(fns) if isinstance(inner, int) else [int(i) for i in inner]
+    if repeats < 1 or warmup < 0 or len(inners) != len(fns) or any(i < 1 for i in inners):
+        raise LatencyError(f"need repeats >= 1, warmup >= 0 and inner >= 1 per function; got {repeats}, {warmup}, "
+                           f"{inner}")
     rng = np.random.default_rng(seed)
     samples: list[list[float]] = [[] for _ in fns]
     with _no_gc():
@@ -306,11 +309,19 @@ def time_functions(
             for _ in range(repeats):
                 rng.shuffle(order)
                 for i in order:
-                    samples[i].append(_once(fns[i], inner))
+                    samples[i].append(_once(fns[i], inners[i]))
         else:
             for i, fn in enumerate(fns):
-                samples[i] = [_once(fn, inner) for _ in range(repeats)]
+                samples[i] = [_once(fn, inners[i]) for _ in range(repeats)]
     return [Timing(tuple(s)) for s in samples]
+
+
+def calls_per_sample(fn: Callable[[], Any], target_ms: float = 0.2, max_calls: int = 100) -> int:
+    """How many back-to-back calls of ``fn`` last about ``target_ms`` (at least 1): a sample of a microsecond layer
+    must be long enough for the timer's own cost and jitter to vanish in it."""
+    fn()
+    t = min(_once(fn, 1) for _ in range(3))
+    return int(min(max_calls, max(1, math.ceil(target_ms / max(t, 1e-6)))))
 
 
 def _shapes(input_shapes: Sequence[int] | Sequence[Sequence[int]], n: int) -> list[tuple[int, ...]]:
@@ -330,7 +341,7 @@ def measure_models(
     threads: int = 1,
     warmup: int = DEFAULT_WARMUP,
     repeats: int = DEFAULT_REPEATS,
-    inner: int = 1,
+    inner: int | Sequence[int] = 1,
     interleave: bool = True,
     seed: int = 0,
     exporter: str = "dynamo",
