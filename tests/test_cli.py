@@ -1,0 +1,146 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasforge.cli import main
+from nasforge.study import Study
+from nasforge.trial import State
+
+QUICK = ["--train-subset", "600", "--test-subset", "300", "--val-size", "300", "--epochs", "1", "--threads", "1"]
+PRACTICE = ["search", "--family", "lenet", "--dataset", "mnist", "--strategy", "grid", "-c", "size<=0.05MiB", "-q"]
+
+
+def cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_practice_end_to_end(mnist, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/nf.db"
+    assert cli(*PRACTICE, *QUICK, "--study", "practice", "--storage", db) == 0
+    s = Study.open("practice", db)
+    assert len(s.trials()) == 729 and len(s.trials([State.COMPLETE])) == 17
+    assert cli("show", "practice", "--storage", db) == 0
+    assert "c6k5-c12k7-fc64-32" in capsys.readouterr().out
+    assert cli("best", "practice", "--storage", db, "--export", tmp_path / "best") == 0
+    info = json.loads((tmp_path / "best" / "arch.json").read_text())
+    assert info["arch_key"] == s.best().arch.key and info["onnx_max_abs_diff"] < 1e-4
+    # the exported ONNX model classifies real test images exactly like the torch model
+    import onnxruntime as ort
+    import torch
+
+    from nasforge.data import load_image_dataset
+    from nasforge.export import load_exported
+
+    model = load_exported(tmp_path / "best")
+    x = load_image_dataset("mnist", val_size=300, test_subset=64).x_test
+    sess = ort.InferenceSession(str(tmp_path / "best" / "model.onnx"))
+    got = sess.run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert np.abs(got - want).max() < 1e-4 and (got.argmax(1) == want.argmax(1)).all()
+    assert cli("report", "practice", "--storage", db, "--out", tmp_path / "r.html") == 0
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "size&lt;=0.05MiB" in html and "<script" not in html
+
+
+def test_yaml_search_file(mnist, tmp_path):
+    f = tmp_path / "search.yaml"
+    f.write_text(
+        f"""
+study: y
+storage: sqlite:///{tmp_path}/y.db
+family: lenet
+dataset: mnist
+strategy: {{name: random, seed: 1}}
+constraints: size<=0.05MiB
+evaluator: {{name: train, epochs: 1, train_subset: 300, test_subset: 100, val_size: 100}}
+budget: 40
+"""
+    )
+    assert cli("run", f, "-q") == 0
+    s = Study.open("y", f"sqlite:///{tmp_path}/y.db")
+    # random search honours the cheap constraint: it proposes only the 17 archs that fit
+    assert len(s.trials()) == 17 and all(t.state == State.COMPLETE for t in s.trials())
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["search", "--family", "nope"], "unknown family 'nope'"),
+        (["search", "--strategy", "nope"], "unknown strategy 'nope'"),
+        (["search", "--dataset", "nope"], "unknown data set 'nope'"),
+        (["search", "-c", "size<=abc"], "cannot read constraint"),
+        (["search", "-c", "size<=0.001MiB"], "no arch of the 729"),
+        (["search", "--data-dir", "/nonexistent", "-c", "size<=0.05MiB"], "not found; looked in /nonexistent/mnist"),
+        (["show", "nope"], "no study 'nope'"),
+        (["search", "--strategy-opt", "oops"], "must look like key=value"),
+        (["search", "--evaluator-opt", "colour=red"], "has no option 'colour'"),
+        (["run", "/nonexistent.yaml"], "does not exist"),
+    ],
+)
+def test_bad_input_one_line_and_nonzero(args, needle, tmp_path, capsys, monkeypatch):
+    if "--data-dir" in args:
+        monkeypatch.setenv("NASFORGE_DATA", str(tmp_path / "none"))
+    rc = cli(*args, "--storage", f"sqlite:///{tmp_path}/e.db") if args[0] != "run" else cli(*args)
+    err = capsys.readouterr().err
+    assert rc != 0
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle in " ".join(err.split()), err
+
+
+def test_corrupt_database_cli(tmp_path, capsys):
+    p = tmp_path / "bad.db"
+    p.write_text("garbage")
+    assert cli("show", "x", "--storage", f"sqlite:///{p}") == 2
+    assert "corrupt or not a database" in capsys.readouterr().err and p.read_text() == "garbage"
+
+
+def test_kill_9_then_rerun_resumes_to_the_uninterrupted_result(mnist, tmp_path):
+    """A search killed with SIGKILL mid-training resumes with the same command and ends as an uninterrupted run."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    db = tmp_path / "k.db"
+    cmd = [sys.executable, "-m", "nasforge.cli", *PRACTICE, *QUICK, "--study", "k", "--storage", f"sqlite:///{db}"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                done = len(Study.open("k", f"sqlite:///{db}").trials([State.COMPLETE]))
+            except Exception:
+                done = 0
+            if done >= 4:
+                break
+    assert proc.poll() is None, "the search finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = Study.open("k", f"sqlite:///{db}").trials()
+    assert 4 <= sum(t.state == State.COMPLETE for t in partial) < 17
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+    ref_cmd = cmd[:-4] + ["--study", "ref", "--storage", f"sqlite:///{tmp_path}/ref.db"]
+    subprocess.run(ref_cmd, env=env, check=True, capture_output=True, timeout=300)
+    got = Study.open("k", f"sqlite:///{db}").trials()
+    ref = Study.open("ref", f"sqlite:///{tmp_path}/ref.db").trials()
+    assert [t.state for t in got] == [t.state for t in ref] and len(got) == 729
+    assert {t.arch.key: t.metrics.get("val_acc") for t in got} == {t.arch.key: t.metrics.get("val_acc") for t in ref}
+
+
+def test_help_is_readable(capsys):
+    assert cli("--help") == 0
+    out = capsys.readouterr().out
+    for cmd in ("search", "show", "best", "export", "report", "run"):
+        assert cmd in out
+
+
+def test_cli_module_entry_point():
+    r = subprocess.run([sys.executable, "-m", "nasforge.cli", "space", "cell"], capture_output=True, text=True)
+    assert r.returncode == 0 and "320,000,000,000" in r.stdout
+    assert Path(sys.executable).exists()
