@@ -122,6 +122,7 @@ def test_unused_slots_are_canonicalised(fam):
     c = a.replace(s2_b1_k=7)  # a used slot: a different network
     assert fam.network_key(c) != fam.network_key(a) and (fam.features(c) != fam.features(a)).any()
     assert fam.canonical(fam.canonical(a)) == fam.canonical(a)
+    assert fam.arch(dict(a, width=1)).key == fam.arch(dict(a, width=1.0)).key  # the space's own values
     # a skipped slot encodes as zeros, a used one as one kernel and one expand one-hot
     f = fam.features(a).reshape(-1)[: 5 * 4 * 6].reshape(5, 4, 6)
     assert f[2, 2:].sum() == 0 and (f[2, :2].sum(axis=1) == 2).all()

@@ -8,7 +8,9 @@ milliseconds, and without squeeze-excitation, as ProxylessNAS and MCUNet:
     - 1×1 head conv (640) - global average pool - linear classifier.
 
 Every channel count is multiplied by the arch's ``width`` and rounded to a multiple of 8 (MobileNetV2's rule). The
-first block of a stage carries its stride and changes the width; the others keep both and add a residual.
+first block of a stage carries its stride and changes the width; the others keep both and add a residual (so does the
+fixed first block when the stem and it round to the same width, as at width 0.5). With 1,000 classes an arch has
+0.5–3.0 M parameters and 7–255 M MACs; ``layers`` equals ``numel()`` and ``FlopCounterMode`` on the built network.
 
 Dimensions (in this order): ``resolution``, ``width``, then per stage ``s{i}_d`` (depth, keep the first d blocks, as
 Once-for-All) and for every block slot j < max depth ``s{i}_b{j}_k`` (kernel) and ``s{i}_b{j}_e`` (expand ratio).
@@ -17,8 +19,10 @@ Unused slots. The space is the plain product of its dimensions, so that every st
 ``encode`` work unchanged; the kernel and expand of slots at or beyond a stage's depth are ignored by ``build``,
 ``layers`` and ``describe``, so several archs build the same network. ``canonical(arch)`` maps an arch to its
 network's representative (unused slots set to the first choice) and ``network_key(arch)`` is that representative's key:
-de-duplicate on it. ``num_networks`` counts distinct networks; ``features(arch)`` is Once-for-All's predictor
-encoding (kernel and expand one-hots per slot, zeros for a skipped slot, plus resolution and width).
+de-duplicate on it. We keep the product space rather than a conditional one because ``Space`` is a product by
+design, and uniform sampling over it draws the depth uniformly, as Once-for-All samples subnets. ``num_networks``
+counts distinct networks; ``features(arch)`` is Once-for-All's predictor encoding (kernel and expand one-hots per
+slot, zeros for a skipped slot, plus resolution and width).
 
 Resolution. The arch's ``resolution`` R replaces the task's H×W: the network is costed (``layers``) at R×R and expects
 R×R inputs; its ``forward`` first resizes any other input bilinearly to R×R (a no-op at R), so that it trains on a data
@@ -91,6 +95,7 @@ class MobileNet(Family):
         }
         self._cfg = {k: v for k, v in given.items() if v is not None}
         self._space: Space | None = None
+        self._valid: set[Arch] = set()  # archs already checked, so layers() after costs() does not re-check
 
     # --- configuration ------------------------------------------------------------------------------------------
     def _get(self, name: str) -> Any:
@@ -157,22 +162,21 @@ class MobileNet(Family):
             raise SpaceError(
                 f"not a mobilenet arch ({what}); build it with family.arch(...) or sample it from family.space"
             )
+        vals = {}
         for k in sp.names:
-            if not _in(sp.dims[k].values, arch[k]):
-                raise SpaceError(f"mobilenet {k}={arch[k]!r} is not one of {list(sp.dims[k].values)}")
-        a = Arch({k: arch[k] for k in sp.names})
+            try:
+                # the space's own value, so that width=1 and width=1.0 give the same arch and key
+                vals[k] = sp.dims[k].values[sp.dims[k].index(arch[k])]
+            except SpaceError:
+                raise SpaceError(f"mobilenet {k}={arch[k]!r} is not one of {list(sp.dims[k].values)}") from None
+        a = Arch(vals)
         if len(self._valid) > 4096:
             self._valid.clear()
         self._valid.add(a)
         return a
 
-    @property
-    def _valid(self) -> set[Arch]:
-        # validated archs, so that layers() and costs() on the same arch do not re-check 40 dimensions
-        v = self.__dict__.get("_valid_set")
-        if v is None:
-            v = self.__dict__["_valid_set"] = set()
-        return v
+    def arch(self, values: Mapping[str, Any]) -> Arch:
+        return self._check(values)
 
     def blocks(self, arch: Mapping[str, Any]) -> list[list[tuple[int, int]]]:
         """Per stage, the (kernel, expand) of its used blocks."""
@@ -261,10 +265,6 @@ class MobileNet(Family):
         a = self._check(arch)
         self.input_shape(a, task)
         return MobileNetNet(self, a, task)
-
-
-def _in(values: tuple, v: Any) -> bool:
-    return any(x == v and isinstance(x, bool) == isinstance(v, bool) for x in values)
 
 
 class MobileNetNet(nn.Module):
