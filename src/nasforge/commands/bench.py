@@ -50,12 +50,14 @@ def nb201(
     data_dir: Path | None = typer.Option(None, help="folder that holds nb201/ (default: NASFORGE_DATA, ...)"),
 ) -> None:
     """Mean ± std regret at each budget (or hypervolume ratio and true-front cells found), a plot and a JSON file."""
+    import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..bench.runner import Contender, problem, render, run_benchmark, write
     from ..errors import NasforgeError
 
+    torch.set_num_threads(1)  # strategies' tensors are tiny: extra threads only contend (this process is ours)
     console, err = Console(), Console(stderr=True)
     try:
         objs = [o.strip() for o in (objectives or objective).split(",") if o.strip()]
