@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import itertools
+import pickle
 
 import numpy as np
 import pytest
@@ -88,6 +89,8 @@ def test_table_evaluator(table):
     assert out["acc12_cifar10_val"] == table.best("acc12_cifar10_val")["acc12_cifar10_val"]
     assert set(ev.cheap_metrics(arch)) == set(table.latency_columns) and len(table.latency_columns) == 27
     assert set(ev.metrics) >= {"acc12_cifar10_test", "lat_ms_fpga"}
+    clone = pickle.loads(pickle.dumps(ev))  # workers get the settings, not the table
+    assert len(pickle.dumps(ev)) < 1000 and clone(arch, Context()) == out
 
 
 def test_table_is_read_once(table):
