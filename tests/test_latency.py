@@ -163,3 +163,54 @@ def test_latency_model_is_picklable_and_refuses_other_families(tmp_path):
 def test_network_input_shape_uses_the_first_layer():
     fam, archs = _lenet_archs(1)
     assert L.network_input_shape(fam, archs[0], MNIST_TASK) == (1, 28, 28)
+
+
+# --- the `nasforge latency` sub-app -----------------------------------------------------------------------------------
+def test_cli_measure_lut_and_predictor(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from nasforge.commands.latency import app
+
+    monkeypatch.setenv("NASFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    run = CliRunner().invoke
+    fast = ["--repeats", "2", "--warmup", "1"]
+    r = run(app, ["measure", "--family", "lenet", "--random", "2", *fast, "--out", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    assert "median ms" in r.output and len(json.loads((tmp_path / "m.json").read_text())["results"]) == 2
+    arch = json.dumps(dict(create_family("lenet").space.sample(np.random.default_rng(0))))
+    assert run(app, ["measure", "--family", "lenet", "--arch", arch, *fast]).exit_code == 0
+
+    lut = tmp_path / "lut.json"
+    r = run(app, ["lut", "--family", "lenet", "--archs", "3", "--out", str(lut), "--calibrate", "3", "-q", *fast])
+    assert r.exit_code == 0, r.output
+    assert "calibration on 3" in r.output and json.loads(lut.read_text())["calibration"]["n"] == 3
+
+    pkl = tmp_path / "p.pkl"
+    r = run(app, ["predictor", "train", "--family", "lenet", "--n-train", "8", "--rounds", "1", "--regressor",
+                  "ridge", "--out", str(pkl), *fast])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["predictor", "evaluate", "--predictor", str(pkl), "--n-test", "4", *fast])
+    assert r.exit_code == 0 and "±10% accuracy" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["measure", "--family", "lenet", "--arch", "{x"], "not valid JSON"),
+        (["measure", "--family", "lenet"], "exactly one of"),
+        (["measure", "--family", "lenet", "--random", "1", "--runtime", "tvm"], "unknown runtime"),
+        (["measure", "--family", "nope", "--random", "1"], "unknown family"),
+        (["predictor", "evaluate", "--predictor", "/nonexistent.pkl"], "does not exist"),
+    ],
+)
+def test_cli_user_errors_are_one_line_nasforge_errors(args, message):
+    from typer.testing import CliRunner
+
+    from nasforge.commands.latency import app
+
+    r = CliRunner().invoke(app, args)
+    # the sub-app leaves NasforgeErrors to nasforge.cli.main, which prints them as one line and exits with 2
+    assert isinstance(r.exception, NasforgeError), r.output
+    assert message in str(r.exception) and "\n" not in str(r.exception)

@@ -343,7 +343,7 @@ class LatencyTable:
             where = f" in {self.path}" if self.path else ""
             raise LutError(
                 f"unit {unit.specs[0].name or unit.specs[0].kind} is not in the lookup table{where}; "
-                "build the table over this family again (`nasforge latency lut`) or use on_missing='measure'"
+                "build the table over more archs (`nasforge latency lut --archs N`) or let it measure missing units"
             ) from None
 
     def raw_sum(self, layers: Sequence[LayerSpec]) -> float:

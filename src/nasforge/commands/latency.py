@@ -1,0 +1,241 @@
+"""``nasforge latency``: measure latency on this machine, build a lookup table, train and evaluate predictors.
+
+User errors are ``NasforgeError``s, left to ``nasforge.cli.main``, which prints them as one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.",
+                  no_args_is_help=True)
+predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.",
+                            no_args_is_help=True)
+app.add_typer(predictor_app)
+
+FamilyOpt = Annotated[str, typer.Option(help="Search-space family (lenet, cell, mobilenet, ...).")]
+FamilyKV = Annotated[list[str] | None, typer.Option("--family-opt", help="Family option key=value (repeatable).")]
+InputOpt = Annotated[str | None, typer.Option(help="Input shape C,H,W of the task (default: the family's usual one; "
+                                                   "mobilenet takes H×W from each arch's resolution).")]
+ClassesOpt = Annotated[int, typer.Option(help="Classes of the task.")]
+RuntimeOpt = Annotated[str, typer.Option(help="torch (eager) or onnxruntime.")]
+ThreadsOpt = Annotated[int, typer.Option(help="Intra-op threads (1 is the steadiest on a shared machine).")]
+RepeatsOpt = Annotated[int, typer.Option(help="Timed calls per model (after the warm-up).")]
+WarmupOpt = Annotated[int, typer.Option(help="Untimed calls first.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for sampling archs and the order of interleaved repeats.")]
+CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder (default $NASFORGE_CACHE_DIR, "
+                                                    "$XDG_CACHE_HOME/nasforge or ~/.cache/nasforge).")]
+
+
+def _kv(items: list[str] | None) -> dict[str, Any]:
+    from ..errors import NasforgeError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise NasforgeError(f"family option {item!r} must look like key=value")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def _setup(family: str, family_opt: list[str] | None, input_shape: str | None, classes: int) -> tuple[Any, Any]:
+    from ..errors import NasforgeError
+    from ..spaces import MNIST_TASK, Task, create_family
+
+    fam = create_family(family, **_kv(family_opt))
+    if input_shape is None:
+        task = MNIST_TASK if family == "lenet" else Task((3, 32, 32), classes)
+    else:
+        try:
+            shape = tuple(int(x) for x in input_shape.replace("x", ",").split(","))
+        except ValueError:
+            raise NasforgeError(f"--input-shape {input_shape!r} must be integers like 3,32,32") from None
+        task = Task(shape, classes)
+    return fam, task
+
+
+def _archs(fam: Any, arch: str | None, random: int | None, seed: int) -> list[Any]:
+    from ..cost.lut import sample_archs
+    from ..errors import NasforgeError
+
+    if (arch is None) == (random is None):
+        raise NasforgeError("give exactly one of --arch '<json>' and --random N")
+    if arch is not None:
+        try:
+            values = json.loads(arch)
+        except json.JSONDecodeError as e:
+            raise NasforgeError(f"--arch is not valid JSON ({e.msg} at character {e.pos})") from None
+        if not isinstance(values, dict):
+            raise NasforgeError("--arch must be a JSON object {dimension: value, ...}")
+        return [fam.arch(values)]
+    if random is None or random < 1:
+        raise NasforgeError(f"--random needs a positive count, got {random}")
+    return sample_archs(fam, random, seed)
+
+
+@app.command("measure")
+def measure(
+    family: FamilyOpt = "mobilenet",
+    arch: Annotated[str | None, typer.Option(help="One arch as JSON {dimension: value}.")] = None,
+    random: Annotated[int | None, typer.Option(help="Measure N archs sampled from the space.")] = None,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = 1,
+    repeats: RepeatsOpt = 50,
+    warmup: WarmupOpt = 10,
+    seed: SeedOpt = 0,
+    family_opt: FamilyKV = None,
+    input_shape: InputOpt = None,
+    classes: ClassesOpt = 10,
+    cache_dir: CacheOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure again and do not store.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
+) -> None:
+    """Time archs at batch 1 in eval mode (interleaved repeats); print median, minimum, q10 and spread."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..cost.latency import MeasuredLatency, machine_fingerprint
+
+    fam, task = _setup(family, family_opt, input_shape, classes)
+    archs = _archs(fam, arch, random, seed)
+    model = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, seed=seed,
+                            cache=not no_cache, cache_dir=cache_dir)
+    timings = model.timings(archs)
+    fp = machine_fingerprint(runtime, threads)
+    t = Table(title=f"{family} latency, {runtime}, {threads} thread(s), batch 1, {repeats} repeats ({fp['cpu']})")
+    for col in ("arch", "MACs (M)", "median ms", "min ms", "q10 ms", "spread"):
+        t.add_column(col, justify="left" if col == "arch" else "right")
+    rows = []
+    for a, tm in zip(archs, timings, strict=True):
+        s = tm.summary()
+        macs = fam.costs(a, task)["macs"]
+        t.add_row(fam.describe(a), f"{macs / 1e6:.1f}", f"{s['median_ms']:.3f}", f"{s['min_ms']:.3f}",
+                  f"{s['q10_ms']:.3f}", f"{s['spread']:.1%}")
+        rows.append({"arch": dict(a), "key": a.key, "macs": macs, **s})
+    Console(width=160).print(t)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"machine": fp, "family": family, "results": rows}, indent=1))
+
+
+@app.command("lut")
+def lut(
+    family: FamilyOpt = "mobilenet",
+    out: Annotated[Path, typer.Option(help="Table file (JSON); an existing one is resumed.")] = Path("lut.json"),
+    archs: Annotated[int, typer.Option(help="Sample this many archs and table every unit they use.")] = 2000,
+    granularity: Annotated[str, typer.Option(help="block (whole MBConv blocks) or layer.")] = "block",
+    calibrate: Annotated[int, typer.Option(help="Measure N whole archs and fit measured = a·sum + b (0: skip).")] = 10,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = 1,
+    repeats: Annotated[int, typer.Option(help="Timed samples per unit.")] = 20,
+    warmup: WarmupOpt = 5,
+    seed: SeedOpt = 0,
+    family_opt: FamilyKV = None,
+    input_shape: InputOpt = None,
+    classes: ClassesOpt = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Build (or resume) the per-unit latency lookup table of a family, then calibrate it on whole networks."""
+    from rich.console import Console
+
+    from ..cost.latency import MeasuredLatency
+    from ..cost.lut import build_table, family_units, sample_archs
+
+    fam, task = _setup(family, family_opt, input_shape, classes)
+    table = build_table(fam, task, out, n_archs=archs, seed=seed, progress=not quiet, granularity=granularity,
+                        runtime=runtime, threads=threads, repeats=repeats, warmup=warmup)
+    con = Console()
+    con.print(f"{len(table)} units in {out}")
+    if calibrate > 0:
+        cal_archs = sample_archs(fam, calibrate, seed + 1)
+        table.measure(family_units(fam, task, cal_archs, table.granularity), seed=seed)  # units the sample missed
+        ms = MeasuredLatency(fam, task, runtime=runtime, threads=threads, seed=seed, cache=False).predict(cal_archs)
+        c = table.calibrate([fam.layers(a, task) for a in cal_archs], ms)
+        table.save()
+        con.print(f"calibration on {calibrate} measured archs: measured ≈ {c['a']:.3f}·sum + {c['b']:.3f} ms "
+                  f"(rmse {c['rmse_ms']:.3f} ms)")
+
+
+@predictor_app.command("train")
+def predictor_train(
+    family: FamilyOpt = "mobilenet",
+    out: Annotated[Path, typer.Option(help="Where to save the trained predictor (pickle).")] = Path("predictor.pkl"),
+    kind: Annotated[str, typer.Option(help="model (architecture features) or kernel (nn-Meter).")] = "model",
+    regressor: Annotated[str, typer.Option(help="Model-level regressor: gbr, rf or ridge.")] = "gbr",
+    n_train: Annotated[int, typer.Option(help="Archs to measure for training.")] = 200,
+    rounds: Annotated[int, typer.Option(help="Adaptive-sampling rounds.")] = 2,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = 1,
+    repeats: RepeatsOpt = 20,
+    warmup: WarmupOpt = 5,
+    stat: Annotated[str, typer.Option(help="Statistic to learn: median, min, q10, ...")] = "median",
+    seed: SeedOpt = 0,
+    family_opt: FamilyKV = None,
+    input_shape: InputOpt = None,
+    classes: ClassesOpt = 10,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Measure archs on this machine and train a latency predictor on them (with adaptive sampling)."""
+    from rich.console import Console
+
+    from ..cost.latency import MeasuredLatency
+    from ..cost.lut import sample_archs
+    from ..cost.predictor import KernelPredictor, ModelPredictor, PredictorError, adaptive_fit
+
+    fam, task = _setup(family, family_opt, input_shape, classes)
+    meas = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, stat=stat,
+                           seed=seed, cache_dir=cache_dir)
+    archs = sample_archs(fam, n_train, seed)
+    ms = meas.predict(archs)
+    con = Console()
+    if kind == "model":
+        p, pool, _, hist = adaptive_fit(ModelPredictor(fam, task, regressor, seed), archs, ms,
+                                        lambda new: meas.predict(new), rounds=rounds)
+        con.print(f"trained on {len(pool)} archs ({len(pool) - len(archs)} added by adaptive sampling): {hist}")
+    elif kind == "kernel":
+        from ..cost.lut import LatencyTable
+
+        kt = LatencyTable(granularity="layer", runtime=runtime, threads=threads)
+        p = KernelPredictor(fam, task, kt, seed=seed).fit(archs, ms, rounds=rounds)
+        con.print(f"{len(kt)} kernels measured; adaptive sampling: {p.history}")
+    else:
+        raise PredictorError(f"unknown predictor kind {kind!r}; use model or kernel")
+    p.save(out)
+    con.print(f"saved {p.kind} predictor for {family} to {out}")
+
+
+@predictor_app.command("evaluate")
+def predictor_evaluate(
+    predictor: Annotated[Path, typer.Option(help="A saved predictor.")] = Path("predictor.pkl"),
+    n_test: Annotated[int, typer.Option(help="Held-out archs to measure and predict.")] = 40,
+    repeats: RepeatsOpt = 20,
+    warmup: WarmupOpt = 5,
+    stat: Annotated[str, typer.Option(help="Statistic the predictor learned.")] = "median",
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out sample (use another than training's).")] = 12345,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Measure held-out archs and report ±10% accuracy, RMSE and Spearman of a saved predictor."""
+    from rich.console import Console
+
+    from ..cost.latency import MeasuredLatency
+    from ..cost.lut import sample_archs
+    from ..cost.predictor import LatencyPredictor
+
+    p = LatencyPredictor.load(predictor)
+    fam, task = p.fam, p.task
+    archs = sample_archs(fam, n_test, seed)
+    ms = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, stat=stat,
+                         seed=seed, cache_dir=cache_dir).predict(archs)
+    r = p.evaluate(archs, ms)
+    Console().print(f"{p.kind} predictor on {r['n']} held-out {fam.name} archs: ±10% accuracy {r['acc10']:.1%}, "
+                    f"RMSE {r['rmse_ms']:.3f} ms, Spearman {r['spearman']:.3f}")
