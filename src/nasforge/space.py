@@ -32,7 +32,7 @@ def _check_scalar(value: Any, where: str) -> Scalar:
 class Arch(Mapping[str, Any]):
     """A frozen, JSON-serialisable assignment of a value to every dimension of a space."""
 
-    __slots__ = ("_d", "_key")
+    __slots__ = ("_d", "_key", "_owner")
 
     def __init__(self, values: Mapping[str, Any] | None = None, **kw: Any) -> None:
         d = dict(values or {}, **kw)
@@ -40,6 +40,16 @@ class Arch(Mapping[str, Any]):
             _check_scalar(v, f"arch dimension {k!r}")
         object.__setattr__(self, "_d", d)
         object.__setattr__(self, "_key", None)
+        object.__setattr__(self, "_owner", None)  # the Space that made (and so validated) it, if any
+
+    @classmethod
+    def _trusted(cls, d: dict[str, Any], owner: Any) -> Arch:
+        """An arch whose values a space took from its own choices: no checks needed."""
+        a = object.__new__(cls)
+        object.__setattr__(a, "_d", d)
+        object.__setattr__(a, "_key", None)
+        object.__setattr__(a, "_owner", owner)
+        return a
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Arch is frozen")
@@ -103,19 +113,22 @@ class Choice:
             raise SpaceError("a choice needs at least one value")
         for v in vals:
             _check_scalar(v, "choice")
-        if len(set(map(repr, vals))) != len(vals):
+        pos = {(isinstance(v, bool), v): i for i, v in enumerate(vals)}
+        if len(pos) != len(vals):
             raise SpaceError(f"a choice has repeated values: {list(vals)}")
         object.__setattr__(self, "values", vals)
+        object.__setattr__(self, "_pos", pos)
 
     def __len__(self) -> int:
         return len(self.values)
 
     def index(self, value: Any) -> int:
-        for i, v in enumerate(self.values):
-            # True == 1 in Python; a bool must not match an int choice or the other way round
-            if v == value and isinstance(v, bool) == isinstance(value, bool):
-                return i
-        raise SpaceError(f"value {value!r} is not one of {list(self.values)}")
+        # a dict lookup: validation runs for every arch a study sees. True == 1 in Python, so the key carries
+        # whether the value is a bool: a bool must not match an int choice or the other way round.
+        try:
+            return self._pos[(isinstance(value, bool), value)]
+        except (KeyError, TypeError):
+            raise SpaceError(f"value {value!r} is not one of {list(self.values)}") from None
 
 
 class Space:
@@ -186,13 +199,15 @@ class Space:
     # --- membership ---------------------------------------------------------------------------------------------
     def validate(self, arch: Mapping[str, Any]) -> Arch:
         """Return ``arch`` as an ``Arch`` of this space, or raise ``SpaceError`` saying what does not fit."""
+        if isinstance(arch, Arch) and arch._owner is self:
+            return arch  # made by this space from its own choices: costs are computed for every arch a study meets
         missing = [k for k in self._names if k not in arch]
         extra = [k for k in arch if k not in self.dims]
         if missing or extra:
             raise SpaceError(f"arch does not fit the space: missing {missing}, unknown {extra}")
         for k in self._names:
             self.dims[k].index(arch[k])
-        return Arch({k: arch[k] for k in self._names})
+        return Arch._trusted({k: arch[k] for k in self._names}, self)
 
     def contains(self, arch: Mapping[str, Any]) -> bool:
         try:
@@ -208,7 +223,7 @@ class Space:
     def grid(self) -> Iterator[Arch]:
         """Every arch in lexicographic order of the dimensions (the last dimension changes fastest)."""
         for combo in itertools.product(*(c.values for c in self.dims.values())):
-            yield Arch(dict(zip(self._names, combo, strict=True)))
+            yield Arch._trusted(dict(zip(self._names, combo, strict=True)), self)
 
     def index(self, arch: Mapping[str, Any]) -> int:
         """Position of ``arch`` in ``grid()`` order."""
@@ -226,11 +241,11 @@ class Space:
             index, j = divmod(index, r)
             idx.append(j)
         idx.reverse()
-        return Arch({n: self.dims[n].values[j] for n, j in zip(self._names, idx, strict=True)})
+        return Arch._trusted({n: self.dims[n].values[j] for n, j in zip(self._names, idx, strict=True)}, self)
 
     # --- random operators ---------------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Arch:
-        return Arch({n: c.values[int(rng.integers(len(c)))] for n, c in self.dims.items()})
+        return Arch._trusted({n: c.values[int(rng.integers(len(c)))] for n, c in self.dims.items()}, self)
 
     def mutate(self, arch: Mapping[str, Any], rng: np.random.Generator, n: int = 1) -> Arch:
         """Change exactly ``n`` dimensions (chosen among those with more than one value) to a different value."""

@@ -16,7 +16,9 @@ from typing import Any
 WEIGHTED = {"conv", "linear", "bn", "ln", "embedding", "other"}
 
 
-@dataclass(frozen=True)
+# slots and no ``frozen``: a frozen dataclass's __init__ costs three times as much, and a study builds a layer list for
+# every arch it sees. Treat a LayerSpec as immutable all the same (it is hashable by value).
+@dataclass(slots=True, unsafe_hash=True)
 class LayerSpec:
     """One layer. Shapes exclude the batch dimension: (C, H, W) for images, (..., F) for linear layers.
 
