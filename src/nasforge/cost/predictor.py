@@ -239,47 +239,65 @@ class LatencyPredictor(ABC):
         return obj
 
 
+KERNEL_GROUPS = ("conv", "pw", "dw", "gconv", "linear", "pool", "add", "other")
+
+
+def _group(k: Kernel) -> str:
+    first = k.specs[0]
+    if first.kind == "conv":
+        if first.groups > 1:
+            return "dw" if k.type.startswith("dwconv") else "gconv"
+        return "pw" if first.kernel == (1, 1) else "conv"
+    return first.kind if first.kind in KERNEL_GROUPS else "other"
+
+
 def analytic_features(layers: Sequence[LayerSpec]) -> np.ndarray:
-    """MACs, params, kernel count, activation elements written, and bytes of activations above the allocator's mmap
-    threshold (in eager torch these are mapped and page-faulted afresh on every call), on log scales."""
-    kernels = fuse(layers)
-    big = sum(s.out_numel * 4 for s in layers if s.out_numel * 4 >= BIG_ALLOC_BYTES)
-    return np.log1p(
-        np.array(
-            [
-                sum(s.macs for s in layers),
-                sum(s.params for s in layers),
-                len(kernels),
-                sum(s.out_numel for s in layers),
-                big,
-                sum(1 for k in kernels if k.type.startswith("dwconv")),
-            ],
-            dtype=float,
-        )
-    )
+    """Per kernel group (conv, 1×1 conv, depthwise, grouped, linear, pool, add, other): the kernel count, MACs and
+    activation elements read + written; then the parameters, and the bytes and count of activations large enough to
+    be mapped and page-faulted afresh by the allocator on every call in eager torch (glibc's mmap threshold).
+    Latency is close to linear in these (a cost per call, per MAC and per byte moved, by kernel type)."""
+    agg = {g: [0.0, 0.0, 0.0] for g in KERNEL_GROUPS}
+    for k in fuse(layers):
+        a = agg[_group(k)]
+        a[0] += 1
+        a[1] += sum(s.macs for s in k.specs)
+        a[2] += sum(s.in_numel + s.out_numel for s in k.specs)
+    big = [s.out_numel * 4 for s in layers if s.out_numel * 4 >= BIG_ALLOC_BYTES]
+    tail = [sum(s.params for s in layers), sum(big), len(big)]
+    return np.array([v for g in KERNEL_GROUPS for v in agg[g]] + tail, dtype=float)
 
 
 class ModelPredictor(LatencyPredictor):
     """Model-level regressor on architecture features + analytic costs (see the module docstring).
 
     ``regressor``: ``"gbr"`` (gradient boosting on log latency), ``"rf"`` (random forest on log latency) or
-    ``"ridge"`` (a linear model of latency on standardised features).
+    ``"ridge"`` (a linear model of latency on standardised features). ``features``: ``"both"`` (the encoding and the
+    analytic costs), ``"encoding"`` or ``"analytic"`` (the costs alone suit the linear model best).
     """
 
     kind = "model-level"
 
-    def __init__(self, family: Family | str, task: Task, regressor: str = "gbr", seed: int = 0) -> None:
+    def __init__(
+        self, family: Family | str, task: Task, regressor: str = "gbr", seed: int = 0, features: str = "both"
+    ) -> None:
         super().__init__(family, task, seed)
         self.regressor = regressor
+        self.feature_set = features
         self.model: Any = None
 
     def features(self, archs: Sequence[Arch]) -> np.ndarray:
+        if self.feature_set not in ("both", "encoding", "analytic"):
+            raise PredictorError(f"unknown feature set {self.feature_set!r}; use both, encoding or analytic")
         fam = self.fam
         enc = getattr(fam, "features", None)
         rows = []
         for a in archs:
-            e = enc(a) if callable(enc) else fam.space.encode(a)
-            rows.append(np.concatenate([np.asarray(e, dtype=float), analytic_features(fam.layers(a, self.task))]))
+            parts = []
+            if self.feature_set != "analytic":
+                parts.append(np.asarray(enc(a) if callable(enc) else fam.space.encode(a), dtype=float))
+            if self.feature_set != "encoding":
+                parts.append(analytic_features(fam.layers(a, self.task)))
+            rows.append(np.concatenate(parts))
         return np.array(rows)
 
     def _make(self) -> Any:
