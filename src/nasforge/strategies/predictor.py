@@ -1,0 +1,219 @@
+"""Model-based search: a surrogate ensemble fitted to the results so far picks the next archs by an acquisition rule.
+
+Beyond the chapter's strategies, in the spirit of BANANAS (White et al., AAAI 2021): an ensemble of small MLPs on
+``Space.encode`` features, expected improvement (or UCB / Thompson sampling) over the ensemble's mean and spread, and
+candidates that are every unseen feasible arch when the space is small enough to list, otherwise mutations of the
+best archs found plus random samples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr
+
+from ..errors import NasforgeError
+from ..space import Arch, Space
+from ..surrogate import Surrogate
+from ..trial import Result
+from .base import Strategy, register_strategy
+from .evolution import mutable_dims, random_unseen
+
+ACQUISITIONS = ("ei", "ucb", "ts", "mean")
+
+
+def encode_indices(space: Space, idx: np.ndarray) -> np.ndarray:
+    """``Space.encode`` of the archs at grid positions ``idx``, vectorised: row k equals ``encode(at(idx[k]))``."""
+    radix = [len(c) for c in space.dims.values()]
+    digits = np.unravel_index(np.asarray(idx, dtype=np.int64), radix)
+    X = np.zeros((len(idx), sum(radix)), dtype=np.float32)
+    off = 0
+    for d, r in zip(digits, radix, strict=True):
+        X[np.arange(len(idx)), off + d] = 1.0
+        off += r
+    return X
+
+
+def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
+    """EI for maximisation (Jones et al., 1998); where the spread is zero it is the plain improvement."""
+    sd = np.maximum(sd, 1e-9)
+    z = (mu - best) / sd
+    return (mu - best) * ndtr(z) + sd * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+
+@register_strategy("predictor")
+class PredictorSearch(Strategy):
+    """Surrogate-guided search on ``score[0]``.
+
+    - The first ``initial`` asks are random feasible archs (the initial design).
+    - Then a ``Surrogate`` (``members`` MLPs) is fitted to (encode(arch), score[0]) of the completed feasible results;
+      it is refitted when the number of results has grown by ``refit`` (a fraction, at least one result) since the last
+      fit, from its previous weights for ``warm_steps`` steps, so that the per-trial cost stays low on long runs.
+    - Candidates: every unseen arch when ``space.size <= pool_limit`` (predictions cached between refits); otherwise
+      ``mutants`` one- or two-gene mutations of each of the ``top`` best archs plus ``randoms`` random samples.
+    - The next ``n`` archs are the feasible candidates with the highest acquisition: ``ei`` (expected improvement over
+      the best score), ``ucb`` (mean + ``beta``·spread), ``ts`` (one member's prediction, a new member for every
+      arch of a batch: Thompson sampling) or ``mean``. Feasibility is checked lazily, best candidate first, and an
+      infeasible candidate is never looked at again.
+    """
+
+    def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 10, acquisition: str = "ei",
+                 beta: float = 1.0, members: int = 5, hidden: int = 64, steps: int = 300, warm_steps: int = 100,
+                 lr: float = 1e-2, weight_decay: float = 1e-4, bootstrap: bool = False, refit: float = 0.05,
+                 pool_limit: int = 50_000, top: int = 10, mutants: int = 100, randoms: int = 1_000) -> None:
+        super().__init__(space, seed=seed)
+        if acquisition not in ACQUISITIONS:
+            raise NasforgeError(f"predictor: unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}")
+        self.initial = initial
+        self.acquisition = acquisition
+        self.beta = beta
+        self.members = members
+        self.hidden = hidden
+        self.steps = steps
+        self.warm_steps = warm_steps
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.bootstrap = bootstrap
+        self.refit = refit
+        self.pool_limit = pool_limit
+        self.top = top
+        self.mutants = mutants
+        self.randoms = randoms
+        self.surrogate: Surrogate | None = None
+        self._X: list[np.ndarray] = []
+        self._y: list[float] = []
+        self._archs: list[Arch] = []
+        self._fitted_at = 0
+        self._avail: np.ndarray | None = None  # small spaces: grid positions still open (unseen, not known infeasible)
+        self._pred: np.ndarray | None = None  # small spaces: cached member predictions over the whole grid
+
+    def hyper(self) -> dict[str, Any]:
+        keys = ("initial", "acquisition", "beta", "members", "hidden", "steps", "warm_steps", "lr", "weight_decay",
+                "bootstrap", "refit", "pool_limit", "top", "mutants", "randoms")
+        return {k: getattr(self, k) for k in keys}
+
+    @property
+    def small(self) -> bool:
+        return self.space.size <= self.pool_limit
+
+    # --- proposing ----------------------------------------------------------------------------------------------
+    def _ask(self, n: int) -> list[Arch]:
+        if self.small and self._avail is None:
+            self._avail = np.ones(self.space.size, dtype=bool)
+            for a in self._archs:  # archs told before the first ask (replay of foreign trials)
+                self._avail[self.space.index(a)] = False
+        if len(self._y) < max(self.initial, 2):
+            return self._take_random(n, set())
+        fresh = self._fit_if_due()
+        if self.small:
+            out = self._ask_pool(n, fresh)
+        else:
+            out = self._ask_sampled(n)
+        if len(out) < n:  # nothing promising left that is feasible: random unseen archs, if any
+            out += self._take_random(n - len(out), {a.key for a in out})
+        return out
+
+    def _take_random(self, n: int, batch: set[str]) -> list[Arch]:
+        out = random_unseen(self, n, batch)
+        if self._avail is not None:
+            for a in out:
+                self._avail[self.space.index(a)] = False
+        return out
+
+    def _fit_if_due(self) -> bool:
+        n = len(self._y)
+        due = self.surrogate is None or n - self._fitted_at >= max(1, int(self.refit * n))
+        if due:
+            if self.surrogate is None:
+                self.surrogate = Surrogate(members=self.members, hidden=self.hidden, steps=self.steps,
+                                           warm_steps=self.warm_steps, lr=self.lr, weight_decay=self.weight_decay,
+                                           bootstrap=self.bootstrap, seed=int(self.rng.integers(2**31)))
+            self.surrogate.fit(np.stack(self._X), np.asarray(self._y), warm=self.surrogate.n_fit > 0)
+            self._fitted_at = n
+        return due
+
+    def _scores(self, P: np.ndarray, n: int) -> np.ndarray:
+        """Acquisition values from member predictions P (members × candidates); for ``ts``, one row per batch slot."""
+        best = max(self._y)
+        if self.acquisition == "ts":
+            rows = self.rng.integers(len(P), size=n)
+            return P[rows]
+        mu, sd = P.mean(0), P.std(0)
+        if self.acquisition == "ei":
+            return expected_improvement(mu, sd, best)[None]
+        if self.acquisition == "ucb":
+            return (mu + self.beta * sd)[None]
+        return mu[None]
+
+    def _ask_pool(self, n: int, fresh: bool) -> list[Arch]:
+        if fresh or self._pred is None:
+            self._pred = self.surrogate.predict_members(encode_indices(self.space, np.arange(self.space.size)))
+        open_idx = np.flatnonzero(self._avail)
+        if not len(open_idx):
+            return []
+        A = self._scores(self._pred[:, open_idx], n)
+        out: list[Arch] = []
+        for row in A:
+            for j in np.argsort(-row, kind="stable"):
+                i = int(open_idx[j])
+                if not self._avail[i]:
+                    continue
+                a = self.space.at(i)
+                self._avail[i] = False  # asked now, or infeasible for good
+                if self.feasible(a):
+                    out.append(a)
+                    if len(A) > 1 or len(out) == n:
+                        break
+            if len(out) == n:
+                break
+        return out
+
+    def _candidates(self) -> list[Arch]:
+        order = np.argsort(-np.asarray(self._y), kind="stable")[: self.top]
+        seen: set[str] = set()
+        out: list[Arch] = []
+        k = mutable_dims(self.space)
+        for i in order:
+            for _ in range(self.mutants if k else 0):
+                a = self.space.mutate(self._archs[i], self.rng, n=1 if k < 2 or self.rng.random() < 0.5 else 2)
+                if a.key not in seen and not self.seen(a):
+                    seen.add(a.key)
+                    out.append(a)
+        for _ in range(self.randoms):
+            a = self.space.sample(self.rng)
+            if a.key not in seen and not self.seen(a):
+                seen.add(a.key)
+                out.append(a)
+        return out
+
+    def _ask_sampled(self, n: int) -> list[Arch]:
+        cands = self._candidates()
+        if not cands:
+            return []
+        A = self._scores(self.surrogate.predict_members(self.space.encode_many(cands)), n)
+        out: list[Arch] = []
+        taken: set[str] = set()
+        for row in A:
+            for j in np.argsort(-row, kind="stable"):
+                a = cands[j]
+                if a.key in taken:
+                    continue
+                taken.add(a.key)
+                if self.feasible(a):
+                    out.append(a)
+                    if len(A) > 1 or len(out) == n:
+                        break
+            if len(out) == n:
+                break
+        return out
+
+    # --- learning -----------------------------------------------------------------------------------------------
+    def _tell(self, arch: Arch, result: Result) -> None:
+        if self._avail is not None:
+            self._avail[self.space.index(arch)] = False
+        if not (result.ok and result.score) or not np.isfinite(result.score[0]):
+            return
+        self._archs.append(arch)
+        self._X.append(self.space.encode(arch))
+        self._y.append(float(result.score[0]))

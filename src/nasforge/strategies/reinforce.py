@@ -1,0 +1,210 @@
+"""REINFORCE with an LSTM controller (Zoph & Le, ICLR 2017; ENAS, Pham et al., ICML 2018) over any Space."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..space import Arch, Space
+from ..trial import Result
+from .base import Strategy, register_strategy
+from .evolution import random_unseen
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the controller's tiny tensors on one intra-op thread, restoring the caller's setting afterwards.
+
+    A parallel region costs more than it saves on 64-wide tensors, and on a busy machine waking the other threads
+    takes milliseconds (measured: 25 ms per ``lstm_cell`` call with 2 threads on a loaded 2-core box, 0.2 ms with
+    one). One thread also makes the results independent of ``torch.set_num_threads``.
+    """
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+class Controller(nn.Module):
+    """An LSTM that emits one decision per dimension of a space, its previous choice embedded and fed back.
+
+    Step t reads the embedding of choice t-1 (a learned start vector at t=0), runs one ``LSTMCell`` step and a head
+    for dimension t; logits are shaped as ``c·tanh(l/T)`` (ENAS) so that no choice becomes certain too early.
+    """
+
+    def __init__(self, sizes: list[int], hidden: int = 64, tanh_c: float = 2.5, temperature: float = 5.0) -> None:
+        super().__init__()
+        self.sizes = list(sizes)
+        self.tanh_c = tanh_c
+        self.temperature = temperature
+        self.offsets = [0]
+        for k in self.sizes[:-1]:
+            self.offsets.append(self.offsets[-1] + k)
+        self.start = nn.Parameter(torch.zeros(1, hidden))
+        self.embed = nn.Embedding(sum(self.sizes), hidden)
+        self.cell = nn.LSTMCell(hidden, hidden)
+        self.heads = nn.ModuleList(nn.Linear(hidden, k) for k in self.sizes)
+
+    def init_(self, gen: torch.Generator, scale: float = 0.1) -> Controller:
+        """Uniform(-scale, scale) for every parameter (ENAS), from ``gen``, never the global RNG."""
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * scale)
+        return self
+
+    def logits(self, t: int, h: torch.Tensor) -> torch.Tensor:
+        out = self.heads[t](h)
+        return self.tanh_c * torch.tanh(out / self.temperature) if self.tanh_c else out / self.temperature
+
+    def forward(
+        self, actions: torch.Tensor | None = None, batch: int = 1, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample ``batch`` decision sequences (``actions`` None) or score the given ``actions`` (batch × dims).
+
+        Returns the actions, the summed log-probability of each sequence, and the summed per-step entropy.
+        """
+        if actions is not None:
+            batch = actions.shape[0]
+        x = self.start.expand(batch, -1)
+        state = None
+        taken, logp, ent = [], torch.zeros(batch), torch.zeros(batch)
+        for t in range(len(self.sizes)):
+            state = self.cell(x, state)
+            log_probs = torch.log_softmax(self.logits(t, state[0]), dim=-1)
+            if actions is None:
+                a = torch.multinomial(log_probs.detach().exp(), 1, generator=gen).squeeze(1)
+            else:
+                a = actions[:, t]
+            taken.append(a)
+            logp = logp + log_probs.gather(1, a[:, None]).squeeze(1)
+            ent = ent - (log_probs.exp() * log_probs).sum(-1)
+            x = self.embed(a + self.offsets[t])
+        return torch.stack(taken, 1), logp, ent
+
+
+@register_strategy("reinforce")
+class Reinforce(Strategy):
+    """Policy-gradient search: each told result is one REINFORCE step on the controller that proposes archs.
+
+    Loss per told arch a: ``-log π(a) · (R - b)`` with R = ``score[0]`` + ``entropy_weight`` · H(π at a) (the entropy
+    bonus added to the reward, as in ENAS), and b an exponential moving average of past R (decay ``baseline_decay``,
+    started at the first reward, updated after the step). A failed or infeasible result gets the lowest reward seen so
+    far (none yet: no step), so the controller learns to avoid it without an arbitrary scale. Adam, lr
+    ``lr``. Rewards are divided by a running standard deviation when ``normalize`` is set, so that one learning rate
+    suits accuracies in % and losses alike.
+
+    ``ask`` samples ``sample_batch`` sequences at a time and keeps the unseen feasible ones; after ``resample``
+    sequences without a new one it falls back to random unseen archs, so no arch is ever queried twice. All randomness
+    comes from a ``torch.Generator`` and a numpy Generator seeded from ``seed``.
+    """
+
+    def __init__(self, space: Space, *, seed: int | None = 0, hidden: int = 64, lr: float = 3.5e-3,
+                 baseline_decay: float = 0.95, entropy_weight: float = 1e-4, tanh_c: float = 2.5,
+                 temperature: float = 5.0, normalize: bool = True, resample: int = 256, sample_batch: int = 32) -> None:
+        super().__init__(space, seed=seed)
+        self.hidden = hidden
+        self.lr = lr
+        self.baseline_decay = baseline_decay
+        self.entropy_weight = entropy_weight
+        self.tanh_c = tanh_c
+        self.temperature = temperature
+        self.normalize = normalize
+        self.resample = resample
+        self.sample_batch = sample_batch
+        self.baseline: float | None = None
+        self._controller: Controller | None = None
+        self._opt: torch.optim.Optimizer | None = None
+        self._gen: torch.Generator | None = None
+        self._worst: float | None = None
+        self._n = 0  # running mean/variance of rewards (Welford), for normalisation
+        self._mean = 0.0
+        self._m2 = 0.0
+
+    def hyper(self) -> dict[str, Any]:
+        keys = ("hidden", "lr", "baseline_decay", "entropy_weight", "tanh_c", "temperature", "normalize",
+                "resample", "sample_batch")
+        return {k: getattr(self, k) for k in keys}
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:  # built on first use: constructors only store
+            self._gen = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
+            sizes = [len(c) for c in self.space.dims.values()]
+            self._controller = Controller(sizes, self.hidden, self.tanh_c, self.temperature).init_(self._gen)
+            self._opt = torch.optim.Adam(self._controller.parameters(), lr=self.lr)
+        return self._controller
+
+    # --- proposing ----------------------------------------------------------------------------------------------
+    def _to_arch(self, row: list[int]) -> Arch:
+        return Arch({k: c.values[i] for (k, c), i in zip(self.space.dims.items(), row, strict=True)})
+
+    def _ask(self, n: int) -> list[Arch]:
+        with one_thread():
+            return self._ask_controller(n)
+
+    def _ask_controller(self, n: int) -> list[Arch]:
+        ctrl = self.controller
+        out: list[Arch] = []
+        batch: set[str] = set()
+        tried = 0
+        while len(out) < n and tried < self.resample:
+            with torch.no_grad():
+                actions, _, _ = ctrl(batch=self.sample_batch, gen=self._gen)
+            tried += self.sample_batch
+            for row in actions.tolist():
+                a = self._to_arch(row)
+                if a.key not in batch and not self.seen(a) and self.feasible(a):
+                    out.append(a)
+                    batch.add(a.key)
+                    tried = 0
+                    if len(out) == n:
+                        break
+        if len(out) < n:
+            out += random_unseen(self, n - len(out), batch)
+        return out
+
+    # --- learning -----------------------------------------------------------------------------------------------
+    def _actions(self, arch: Arch) -> torch.Tensor:
+        return torch.tensor([[c.index(arch[k]) for k, c in self.space.dims.items()]])
+
+    def reward(self, result: Result) -> float | None:
+        """The raw reward of a result (before the entropy bonus); None when there is nothing to learn yet."""
+        if result.ok and result.score:
+            r = float(result.score[0])
+            self._worst = r if self._worst is None else min(self._worst, r)
+            return r
+        return self._worst
+
+    def loss(self, arch: Arch, reward: float) -> tuple[torch.Tensor, float]:
+        """The REINFORCE loss for one told arch, and the reward with its entropy bonus (for the baseline)."""
+        _, logp, ent = self.controller(self._actions(arch))
+        r = reward + self.entropy_weight * float(ent.detach())
+        b = r if self.baseline is None else self.baseline
+        scale = math.sqrt(self._m2 / (self._n - 1)) if self.normalize and self._n > 1 else 1.0
+        adv = (r - b) / scale if scale > 0 else 0.0
+        return -(logp.sum() * adv), r
+
+    def _tell(self, arch: Arch, result: Result) -> None:
+        raw = self.reward(result)
+        if raw is None or not math.isfinite(raw):
+            return
+        self._n += 1  # Welford update of the reward spread
+        delta = raw - self._mean
+        self._mean += delta / self._n
+        self._m2 += delta * (raw - self._mean)
+        with one_thread():
+            loss, r = self.loss(arch, raw)
+            self._opt.zero_grad()
+            loss.backward()
+            self._opt.step()
+        d = self.baseline_decay
+        self.baseline = r if self.baseline is None else d * self.baseline + (1 - d) * r
