@@ -109,3 +109,25 @@ def test_lenet_rejects_too_small_input():
     fam = create_family("lenet")
     with pytest.raises(SpaceError, match="too small"):
         fam.costs(fam.space.at(728), Task((1, 12, 12), 10))
+
+
+def test_builder_family_costs_by_tracing():
+    from nasforge.space import Space
+    from nasforge.spaces.custom import BuilderFamily
+    from nasforge.strategies import create_strategy
+    from nasforge.study import Study
+
+    def mlp(arch, task):
+        return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, arch["width"]), nn.ReLU(),
+                             *[m for _ in range(arch["depth"] - 1) for m in (nn.Linear(arch["width"], arch["width"]),
+                                                                             nn.ReLU())],
+                             nn.Linear(arch["width"], task.num_classes))  # fmt: skip
+
+    fam = BuilderFamily(Space({"width": [16, 32, 64], "depth": [1, 2, 3]}), mlp, default_task=MNIST_TASK)
+    for a in fam.space.grid():
+        m = fam.build(a, MNIST_TASK)
+        c = fam.costs(a, MNIST_TASK)
+        assert c["params"] == sum(p.numel() for p in m.parameters()) and 2 * c["macs"] == flops(m, (1, 28, 28))
+    s = Study.open("c", "sqlite://").run(fam, create_strategy("grid", fam.space), lambda a, ctx: {"acc": a["width"] + a["depth"]},
+                                         objectives=["maximize acc"], constraints=["params<=30K"])  # fmt: skip
+    assert s.best().arch == {"width": 32, "depth": 3}  # 64 wide is over 30K parameters (51K); 32×3 is 27.6K

@@ -1,0 +1,68 @@
+"""A user's own search space without writing a family: a ``Space`` plus a builder function.
+
+The layer list (and so params, MACs, size and memory) comes from tracing the built model once per arch
+(``cost.trace.trace_layers``), so costs work for any ``nn.Module`` the builder returns::
+
+    space = Space({"width": [16, 32], "depth": [1, 2, 3]})
+    fam = BuilderFamily(space, lambda arch, task: MyNet(**arch, classes=task.num_classes))
+
+Tracing builds a model, so this path is slower than a hand-written ``layers``; the result is cached per arch.
+A ``BuilderFamily`` is not registered by name (it holds a function); pass it to ``Study.run`` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..cost.layers import LayerSpec
+from ..cost.trace import trace_layers
+from ..space import Space
+from .base import Family, Task
+
+
+class BuilderFamily(Family):
+    name = "custom"
+
+    def __init__(
+        self,
+        space: Space | Mapping[str, Any] | str | Path,
+        builder: Callable[[Mapping[str, Any], Task], nn.Module],
+        *,
+        default_task: Task | None = None,
+        name: str = "custom",
+    ) -> None:
+        self._space_src = space
+        self.builder = builder
+        self.default_task = default_task
+        self.name = name
+        self._space: Space | None = None
+        self._layers: dict[tuple[str, tuple], list[LayerSpec]] = {}
+
+    @property
+    def space(self) -> Space:
+        if self._space is None:
+            src = self._space_src
+            if isinstance(src, Space):
+                self._space = src
+            elif isinstance(src, str | Path):
+                self._space = Space.from_file(src)
+            else:
+                self._space = Space.from_dict(src)
+        return self._space
+
+    def config(self) -> dict[str, Any]:
+        return {"space": self.space.to_dict(), "builder": getattr(self.builder, "__qualname__", "builder")}
+
+    def build(self, arch: Mapping[str, Any], task: Task) -> nn.Module:
+        return self.builder(self.space.validate(arch), task)
+
+    def layers(self, arch: Mapping[str, Any], task: Task) -> list[LayerSpec]:
+        a = self.space.validate(arch)
+        k = (a.key, tuple(task.input_shape))
+        if k not in self._layers:
+            self._layers[k] = trace_layers(self.builder(a, task), task.input_shape)
+        return self._layers[k]
