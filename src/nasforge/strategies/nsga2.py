@@ -28,9 +28,10 @@ class NSGA2(Strategy):
     A child asked before (or infeasible) is drawn again, up to ``retries`` times, then replaced by a random unseen arch.
     Failed or infeasible trials have no score and take no part in selection.
 
-    ``hypervolumes[g]`` is the hypervolume of every completed result's Pareto front after generation g, measured from
-    ``ref_point`` (in score orientation). By default the reference is fixed at the first survival: the worst value of
-    generation 0 in each objective, less 10% of that objective's range, so the figures of one run are comparable.
+    ``hypervolumes[g]`` is the hypervolume of every completed result's Pareto front after generation g (g = 0: the
+    random one; ``generation`` counts the generations completed), measured from ``ref_point`` (in score orientation).
+    By default the reference is fixed at the first survival: the worst value of generation 0 in each objective, less
+    10% of that objective's range, so that the figures of one run are comparable.
     """
 
     def __init__(self, space: Space, *, seed: int | None = 0, population: int = 50, crossover_prob: float = 0.9,

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..space import Arch, Space
+from ..surrogate import one_thread
 from ..trial import Result
 from .base import Strategy, register_strategy
 from .evolution import random_unseen
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the controller's tiny tensors on one intra-op thread, restoring the caller's setting afterwards.
-
-    A parallel region costs more than it saves on 64-wide tensors, and on a busy machine waking the other threads
-    takes milliseconds (measured: 25 ms per ``lstm_cell`` call with 2 threads on a loaded 2-core box, 0.2 ms with
-    one). One thread also makes the results independent of ``torch.set_num_threads``.
-    """
-    before = torch.get_num_threads()
-    if before != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if before != 1:
-            torch.set_num_threads(before)
 
 
 class Controller(nn.Module):
