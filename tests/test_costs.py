@@ -128,6 +128,8 @@ def test_builder_family_costs_by_tracing():
         m = fam.build(a, MNIST_TASK)
         c = fam.costs(a, MNIST_TASK)
         assert c["params"] == sum(p.numel() for p in m.parameters()) and 2 * c["macs"] == flops(m, (1, 28, 28))
-    s = Study.open("c", "sqlite://").run(fam, create_strategy("grid", fam.space), lambda a, ctx: {"acc": a["width"] + a["depth"]},
-                                         objectives=["maximize acc"], constraints=["params<=30K"])  # fmt: skip
+    s = Study.open("c", "sqlite://").run(
+        fam, create_strategy("grid", fam.space), lambda a, ctx: {"acc": a["width"] + a["depth"]},
+        objectives=["maximize acc"], constraints=["params<=30K"],
+    )  # fmt: skip
     assert s.best().arch == {"width": 32, "depth": 3}  # 64 wide is over 30K parameters (51K); 32×3 is 27.6K
