@@ -144,3 +144,17 @@ def test_cli_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "nasforge.cli", "space", "cell"], capture_output=True, text=True)
     assert r.returncode == 0 and "320,000,000,000" in r.stdout
     assert Path(sys.executable).exists()
+
+
+def test_latency_as_an_ordinary_constraint(mnist, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/lat.db"
+    rc = cli("search", "--strategy", "random", "--budget", "3", "-c", "latency_ms<=1000", "--latency", "measured",
+             "--latency-opt", "repeats=3", "--latency-opt", "warmup=1", *QUICK, "--study", "lat", "--storage", db,
+             "-q")  # fmt: skip
+    assert rc == 0
+    trials = Study.open("lat", db).trials()
+    assert len(trials) == 3 and all(0 < t.costs["latency_ms"] <= 1000 for t in trials)
+    assert Study.open("lat", db).config["cost_models"][0]["source"] == "measured"
+    assert cli("show", "lat", "--storage", db) == 0 and "latency_ms" in capsys.readouterr().out
+    assert cli("search", "--latency", "guessed", "--budget", "1", "--study", "x", "--storage", db, "-q") == 2
+    assert "unknown latency source 'guessed'" in capsys.readouterr().err

@@ -74,6 +74,12 @@ def search(
     strategy_opt: Annotated[list[str] | None, typer.Option("--strategy-opt", help="Strategy option key=value.")] = None,
     evaluator: Annotated[str, typer.Option(help="Evaluator: train (from scratch), ...")] = "train",
     evaluator_opt: Annotated[list[str] | None, typer.Option("--evaluator-opt", help="Evaluator option k=v.")] = None,
+    latency: Annotated[
+        str | None, typer.Option(help="Add latency_ms as a cheap metric from: measured, lut, predictor.")
+    ] = None,
+    latency_opt: Annotated[
+        list[str] | None, typer.Option("--latency-opt", help="Latency option k=v, e.g. table=lut.json, threads=1.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Search a family under constraints; results go to the study's database (resumable)."""
@@ -102,6 +108,7 @@ def search(
         seed=seed,
         workers=workers,
         threads=threads,
+        cost_models=[{"name": "latency", "source": latency, **_kv(latency_opt, "--latency-opt")}] if latency else [],
     )
     _run(cfg, quiet)
 
@@ -150,6 +157,7 @@ def _run(cfg, quiet: bool) -> None:
         study.run(
             family, strategy, evaluator, constraints=cfg.constraints, objectives=cfg.objectives, budget=cfg.budget,
             executor=executor, seed=cfg.seed, cost_models=cost_models, on_trial=on_trial, progress=progress,
+            extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None,
         )  # fmt: skip
     _summary(study, family)
 
@@ -199,6 +207,8 @@ def _table(study, family, limit: int | None = None, show_all: bool = False, sort
     metrics = [o.metric for o in objs]
     metrics += [m for m in ("val_acc", "test_acc") if m not in metrics and any(m in t.metrics for t in trials)]
     costs = [m for m in COST_METRICS if any(m in t.costs for t in trials)]
+    used = [c.metric for c in study.constraints()] + [o.metric for o in objs]
+    costs += [m for m in dict.fromkeys(used) if m not in costs + metrics and any(m in t.costs for t in trials)]
     tab = Table(title=f"{study.name}: {len(shown)} of {len(trials)} trials", show_lines=False)
     for col in ["#", "arch", *costs, *metrics, "state", "time s"]:
         tab.add_column(col, justify="left" if col in ("arch", "state") else "right")

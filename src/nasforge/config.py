@@ -109,6 +109,14 @@ def build(cfg: SearchConfig):
 COST_MODELS: Registry[Callable[..., Any]] = Registry("cost model")
 
 
+@COST_MODELS.register("latency")
+def _latency(family, task, source: str = "measured", **options: Any):
+    """``{name: latency, source: measured|lut|predictor, ...}``: adds ``latency_ms`` (see ``cost.latency``)."""
+    from .cost.latency import latency_model
+
+    return latency_model(source, family, task, **options)
+
+
 def _cost_model(family, task, spec: Mapping[str, Any]):
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise NasforgeError(f"a cost model needs a name, e.g. {{name: latency, source: lut}}; got {spec!r}")
@@ -132,5 +140,6 @@ def run_search(cfg: SearchConfig, **run_kwargs: Any):
         executor=executor,
         seed=cfg.seed,
         cost_models=cost_models,
+        extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None,
         **run_kwargs,
     )
