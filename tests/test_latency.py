@@ -98,12 +98,14 @@ class _Sleep(nn.Module):
 
 def test_paired_mode_alternates_abba_and_reports_the_ratio():
     log: list[str] = []
-    a, b = _Sleep(2.0, log, "A"), _Sleep(6.0, log, "B")
+    a, b = _Sleep(2.0, log, "A"), _Sleep(20.0, log, "B")
     p = L.measure_paired(a, b, (1,), warmup=0, repeats=4)
     assert "".join(log) == "ABBAABBA"
-    assert len(p.ratios) == 4
-    assert 1.5 < p.ratio < 4.5  # B sleeps 3x as long as A; sleeps only overshoot
-    assert p.b_faster_share == 0.0
+    assert p.ratios == pytest.approx([tb / ta for ta, tb in zip(p.a.samples_ms, p.b.samples_ms, strict=True)])
+    assert p.b_faster_share == np.mean(np.asarray(p.ratios) < 1)
+    # B sleeps 10x as long as A; on a loaded machine a 2 ms sleep was seen to take 8.5 ms, so only a wide margin
+    # (the median of four rounds above 1.5) is asserted about wall-clock time
+    assert p.ratio > 1.5
 
 
 def test_bad_settings_raise_nasforge_errors():

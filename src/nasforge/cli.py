@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 import sys
 from pathlib import Path
@@ -32,17 +31,9 @@ StudyArg = Annotated[str, typer.Argument(help="Study name.")]
 
 
 def _kv(items: list[str] | None, what: str) -> dict:
-    """Parse ``key=value`` options; values are read as JSON when they can be (numbers, lists), else as strings."""
-    outd = {}
-    for item in items or []:
-        if "=" not in item:
-            raise NasforgeError(f"{what} option {item!r} must look like key=value")
-        k, v = item.split("=", 1)
-        try:
-            outd[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            outd[k.strip()] = v
-    return outd
+    from .textio import parse_kv
+
+    return parse_kv(items, what)
 
 
 @app.command()
@@ -360,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns user errors into one line and an exit status."""
     try:
         _mount_subcommands()
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
+        if isinstance(rc, int) and rc:
+            return rc
     except NasforgeError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         return 2

@@ -69,15 +69,9 @@ class SearchConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchConfig:
-        import yaml
+        from .textio import load_yaml
 
-        p = Path(path)
-        if not p.exists():
-            raise NasforgeError(f"search file {p} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise NasforgeError(f"search file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        data = load_yaml(path, "search file")
         return cls.from_dict(data or {})
 
 

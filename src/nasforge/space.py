@@ -185,15 +185,9 @@ class Space:
     @classmethod
     def from_file(cls, path: str | Path) -> Space:
         """Read a space from a YAML or JSON file."""
-        import yaml
+        from .textio import load_yaml
 
-        p = Path(path)
-        if not p.exists():
-            raise SpaceError(f"space file {p} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())  # JSON is a subset of YAML
-        except yaml.YAMLError as e:
-            raise SpaceError(f"space file {p} is not valid YAML/JSON: {str(e).splitlines()[0]}") from None
+        data = load_yaml(path, "space file", SpaceError)
         return cls.from_dict(data)
 
     # --- membership ---------------------------------------------------------------------------------------------

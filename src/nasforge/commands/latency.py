@@ -32,18 +32,9 @@ CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder (default $NASF
 
 
 def _kv(items: list[str] | None) -> dict[str, Any]:
-    from ..errors import NasforgeError
+    from ..textio import parse_kv
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise NasforgeError(f"family option {item!r} must look like key=value")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
+    return parse_kv(items, "family")
 
 
 def _setup(family: str, family_opt: list[str] | None, input_shape: str | None, classes: int) -> tuple[Any, Any]:
