@@ -59,9 +59,10 @@ class PredictorSearch(Strategy):
     """
 
     def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 10, acquisition: str = "ei",
-                 beta: float = 1.0, members: int = 5, hidden: int = 64, steps: int = 300, warm_steps: int = 100,
-                 lr: float = 1e-2, weight_decay: float = 1e-4, bootstrap: bool = False, refit: float = 0.05,
-                 pool_limit: int = 50_000, top: int = 10, mutants: int = 100, randoms: int = 1_000) -> None:
+                 beta: float = 1.0, members: int = 5, hidden: int = 64, layers: int = 1, steps: int = 200,
+                 warm_steps: int = 30, lr: float = 1e-2, weight_decay: float = 1e-4, bootstrap: bool = False,
+                 refit: float = 0.05, pool_limit: int = 50_000, top: int = 10, mutants: int = 100,
+                 randoms: int = 1_000) -> None:
         super().__init__(space, seed=seed)
         if acquisition not in ACQUISITIONS:
             raise NasforgeError(f"predictor: unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}")
@@ -70,6 +71,7 @@ class PredictorSearch(Strategy):
         self.beta = beta
         self.members = members
         self.hidden = hidden
+        self.layers = layers
         self.steps = steps
         self.warm_steps = warm_steps
         self.lr = lr
@@ -89,8 +91,8 @@ class PredictorSearch(Strategy):
         self._pred: np.ndarray | None = None  # small spaces: cached member predictions over the whole grid
 
     def hyper(self) -> dict[str, Any]:
-        keys = ("initial", "acquisition", "beta", "members", "hidden", "steps", "warm_steps", "lr", "weight_decay",
-                "bootstrap", "refit", "pool_limit", "top", "mutants", "randoms")
+        keys = ("initial", "acquisition", "beta", "members", "hidden", "layers", "steps", "warm_steps", "lr",
+                "weight_decay", "bootstrap", "refit", "pool_limit", "top", "mutants", "randoms")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -126,9 +128,11 @@ class PredictorSearch(Strategy):
         due = self.surrogate is None or n - self._fitted_at >= max(1, int(self.refit * n))
         if due:
             if self.surrogate is None:
-                self.surrogate = Surrogate(members=self.members, hidden=self.hidden, steps=self.steps,
-                                           warm_steps=self.warm_steps, lr=self.lr, weight_decay=self.weight_decay,
-                                           bootstrap=self.bootstrap, seed=int(self.rng.integers(2**31)))
+                self.surrogate = Surrogate(
+                    members=self.members, hidden=self.hidden, layers=self.layers, steps=self.steps,
+                    warm_steps=self.warm_steps, lr=self.lr, weight_decay=self.weight_decay, bootstrap=self.bootstrap,
+                    seed=int(self.rng.integers(2**31)),
+                )
             self.surrogate.fit(np.stack(self._X), np.asarray(self._y), warm=self.surrogate.n_fit > 0)
             self._fitted_at = n
         return due
