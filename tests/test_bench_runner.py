@@ -132,3 +132,10 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     out = r.output.strip()
     assert message in out and len(out.splitlines()) == 1 and "Traceback" not in out
     assert not (tmp_path / "nb201.json").exists()
+
+
+def test_runs_are_reproducible_per_seed():
+    p = problem(["acc12_cifar10_val"], ["lat_ms_fpga<=3"])
+    c = Contender.parse("evolution:population=10,sample=3")
+    a, b, other = (run_seed(c, p, s, 40) for s in (3, 3, 4))
+    assert np.array_equal(a, b) and not np.array_equal(a, other)

@@ -87,7 +87,13 @@ def _value(v: str) -> Any:
 
 @dataclass
 class Problem:
-    """The table seen through objectives and constraints, precomputed once for all seeds."""
+    """The table seen through objectives and constraints, precomputed once for all seeds.
+
+    Derived: ``scores`` (rows × objectives, greater is better), ``feasible`` (mask), ``lo``/``hi`` (per objective over
+    the feasible cells), ``test_column`` (``acc12_cifar10_test`` for ``acc12_cifar10_val``, else None); single
+    objective: ``optimum``; multi-objective: ``front`` (true front rows, one per distinct point), ``front_id`` (per
+    row, its point on the true front or −1) and ``true_hv``.
+    """
 
     table: NB201Table
     objectives: list[Objective]
