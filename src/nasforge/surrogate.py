@@ -48,7 +48,7 @@ class Surrogate:
 
     def __init__(self, *, members: int = 5, hidden: int = 64, layers: int = 2, steps: int = 300,
                  warm_steps: int = 100, lr: float = 1e-2, weight_decay: float = 1e-4, bootstrap: bool = False,
-                 seed: int | None = 0) -> None:
+                 prior: float = 0.0, seed: int | None = 0) -> None:
         self.members = members
         self.hidden = hidden
         self.layers = layers
@@ -57,38 +57,58 @@ class Surrogate:
         self.lr = lr
         self.weight_decay = weight_decay
         self.bootstrap = bootstrap
+        self.prior = prior
         self.seed = seed
         self._params: list[torch.Tensor] | None = None
+        self._prior: list[torch.Tensor] = []
+        self._prior_scale: torch.Tensor | None = None
         self._opt: torch.optim.Optimizer | None = None
         self._gen: torch.Generator | None = None
         self._scale = (0.0, 1.0)
         self.n_fit = 0
 
     def config(self) -> dict[str, Any]:
-        keys = ("members", "hidden", "layers", "steps", "warm_steps", "lr", "weight_decay", "bootstrap", "seed")
+        keys = ("members", "hidden", "layers", "steps", "warm_steps", "lr", "weight_decay", "bootstrap", "prior",
+                "seed")
         return {k: getattr(self, k) for k in keys}
 
     # --- model --------------------------------------------------------------------------------------------------
-    def _init(self, d: int) -> None:
-        self._gen = torch.Generator().manual_seed(int(np.random.default_rng(self.seed).integers(2**62)))
+    def _draw(self, d: int) -> list[torch.Tensor]:
         sizes = [d] + [self.hidden] * self.layers + [1]
-        self._params = []
+        params = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             bound = 1 / math.sqrt(a)  # PyTorch's default Linear initialisation, one draw per member
-            w = (torch.rand(self.members, a, b, generator=self._gen) * 2 - 1) * bound
-            c = (torch.rand(self.members, 1, b, generator=self._gen) * 2 - 1) * bound
-            self._params += [w.requires_grad_(), c.requires_grad_()]
-        self._opt = torch.optim.Adam(self._params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+            params.append((torch.rand(self.members, a, b, generator=self._gen) * 2 - 1) * bound)
+            params.append((torch.rand(self.members, 1, b, generator=self._gen) * 2 - 1) * bound)
+        return params
 
-    def _forward(self, X: torch.Tensor) -> torch.Tensor:
+    def _init(self, X: torch.Tensor) -> None:
+        self._gen = torch.Generator().manual_seed(int(np.random.default_rng(self.seed).integers(2**62)))
+        self._params = [p.requires_grad_() for p in self._draw(X.shape[1])]
+        self._opt = torch.optim.Adam(self._params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+        self._prior, self._prior_scale = [], None
+        if self.prior > 0:  # a fixed random network per member, scaled to spread ``prior`` (in target sd) on X
+            self._prior = self._draw(X.shape[1])
+            with torch.no_grad():
+                spread = self._net(X, self._prior).std(dim=1)
+            self._prior_scale = (self.prior / spread.clamp_min(1e-6))[:, None]
+
+    @staticmethod
+    def _net(X: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         """(n, d) -> (members, n). The first layer of all members is one (n, d) @ (d, members·hidden) product."""
-        W, b = self._params[0], self._params[1]
+        W, b = params[0], params[1]
         m, d, h = W.shape
         z = (X @ W.permute(1, 0, 2).reshape(d, m * h)).reshape(len(X), m, h).transpose(0, 1)
         z = torch.relu(z + b)
-        for i in range(2, len(self._params) - 2, 2):
-            z = torch.relu(torch.bmm(z, self._params[i]) + self._params[i + 1])
-        return (torch.bmm(z, self._params[-2]) + self._params[-1])[..., 0]
+        for i in range(2, len(params) - 2, 2):
+            z = torch.relu(torch.bmm(z, params[i]) + params[i + 1])
+        return (torch.bmm(z, params[-2]) + params[-1])[..., 0]
+
+    def _forward(self, X: torch.Tensor) -> torch.Tensor:
+        out = self._net(X, self._params)
+        if self._prior_scale is not None:  # randomized prior functions (Osband et al., NeurIPS 2018)
+            out = out + self._prior_scale * self._net(X, self._prior)
+        return out
 
     # --- public -------------------------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, *, warm: bool = False) -> Surrogate:
@@ -100,11 +120,11 @@ class Surrogate:
             raise NasforgeError("surrogate: targets must be finite; leave out failed trials")
         with one_thread():
             fresh = self._params is None or not warm or self._params[0].shape[1] != X.shape[1]
+            Xt = torch.from_numpy(X)
             if fresh:
-                self._init(X.shape[1])
+                self._init(Xt)
             mu, sd = float(y.mean()), float(y.std())
             self._scale = (mu, sd if sd > 0 else 1.0)
-            Xt = torch.from_numpy(X)
             yt = torch.from_numpy(((y - mu) / self._scale[1]).astype(np.float32))
             if self.bootstrap:  # one resample per member, as weights (a row drawn k times counts k times)
                 idx = torch.randint(len(y), (self.members, len(y)), generator=self._gen)

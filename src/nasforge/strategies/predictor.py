@@ -58,15 +58,17 @@ class PredictorSearch(Strategy):
       infeasible candidate is never looked at again.
     """
 
-    def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 10, acquisition: str = "ei",
+    def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 10, design: str = "random",
+                 acquisition: str = "ei",
                  beta: float = 1.0, members: int = 5, hidden: int = 64, layers: int = 1, steps: int = 200,
                  warm_steps: int = 30, lr: float = 1e-2, weight_decay: float = 1e-4, bootstrap: bool = False,
-                 refit: float = 0.05, pool_limit: int = 50_000, top: int = 10, mutants: int = 100,
+                 prior: float = 0.0, refit: float = 0.05, pool_limit: int = 50_000, top: int = 10, mutants: int = 100,
                  randoms: int = 1_000) -> None:
         super().__init__(space, seed=seed)
         if acquisition not in ACQUISITIONS:
             raise NasforgeError(f"predictor: unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}")
         self.initial = initial
+        self.design = design
         self.acquisition = acquisition
         self.beta = beta
         self.members = members
@@ -77,6 +79,7 @@ class PredictorSearch(Strategy):
         self.lr = lr
         self.weight_decay = weight_decay
         self.bootstrap = bootstrap
+        self.prior = prior
         self.refit = refit
         self.pool_limit = pool_limit
         self.top = top
@@ -91,8 +94,8 @@ class PredictorSearch(Strategy):
         self._pred: np.ndarray | None = None  # small spaces: cached member predictions over the whole grid
 
     def hyper(self) -> dict[str, Any]:
-        keys = ("initial", "acquisition", "beta", "members", "hidden", "layers", "steps", "warm_steps", "lr",
-                "weight_decay", "bootstrap", "refit", "pool_limit", "top", "mutants", "randoms")
+        keys = ("initial", "design", "acquisition", "beta", "members", "hidden", "layers", "steps", "warm_steps", "lr",
+                "weight_decay", "bootstrap", "prior", "refit", "pool_limit", "top", "mutants", "randoms")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -106,7 +109,7 @@ class PredictorSearch(Strategy):
             for a in self._archs:  # archs told before the first ask (replay of foreign trials)
                 self._avail[self.space.index(a)] = False
         if len(self._y) < max(self.initial, 2):
-            return self._take_random(n, set())
+            return self._take_design(n)
         fresh = self._fit_if_due()
         if self.small:
             out = self._ask_pool(n, fresh)
@@ -115,6 +118,26 @@ class PredictorSearch(Strategy):
         if len(out) < n:  # nothing promising left that is feasible: random unseen archs, if any
             out += self._take_random(n - len(out), {a.key for a in out})
         return out
+
+    def _take_design(self, n: int) -> list[Arch]:
+        """The initial design: ``design="balanced"`` gives every value of every dimension an equal share of the first
+        ``initial`` archs (a Latin-hypercube-like design: each column is a shuffled repeat of its values), so that no
+        value is judged from one or two unlucky archs; archs already seen or infeasible are replaced by random ones."""
+        if self.design == "balanced" and not hasattr(self, "_design"):
+            cols = [self.rng.permutation(np.resize(np.arange(len(c)), self.initial)) for c in self.space.dims.values()]
+            self._design = [Arch({k: c.values[int(col[i])] for (k, c), col in zip(self.space.dims.items(), cols,
+                                                                                   strict=True)})
+                            for i in range(self.initial)]
+        out: list[Arch] = []
+        batch: set[str] = set()
+        while len(out) < n and getattr(self, "_design", None):
+            a = self._design.pop(0)
+            if a.key not in batch and not self.seen(a) and self.feasible(a):
+                out.append(a)
+                batch.add(a.key)
+                if self._avail is not None:
+                    self._avail[self.space.index(a)] = False
+        return out + self._take_random(n - len(out), batch)
 
     def _take_random(self, n: int, batch: set[str]) -> list[Arch]:
         out = random_unseen(self, n, batch)
@@ -131,7 +154,7 @@ class PredictorSearch(Strategy):
                 self.surrogate = Surrogate(
                     members=self.members, hidden=self.hidden, layers=self.layers, steps=self.steps,
                     warm_steps=self.warm_steps, lr=self.lr, weight_decay=self.weight_decay, bootstrap=self.bootstrap,
-                    seed=int(self.rng.integers(2**31)),
+                    prior=self.prior, seed=int(self.rng.integers(2**31)),
                 )
             self.surrogate.fit(np.stack(self._X), np.asarray(self._y), warm=self.surrogate.n_fit > 0)
             self._fitted_at = n

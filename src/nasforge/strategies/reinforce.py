@@ -158,11 +158,10 @@ class Reinforce(Strategy):
         return torch.tensor([[c.index(arch[k]) for k, c in self.space.dims.items()]])
 
     def reward(self, result: Result) -> float | None:
-        """The raw reward of a result (before the entropy bonus); None when there is nothing to learn yet."""
+        """The raw reward of a result (before the entropy bonus): ``score[0]`` when it completed and met every
+        constraint, else the lowest reward seen so far; None when there is nothing to learn from yet."""
         if result.ok and result.score:
-            r = float(result.score[0])
-            self._worst = r if self._worst is None else min(self._worst, r)
-            return r
+            return float(result.score[0])
         return self._worst
 
     def loss(self, arch: Arch, reward: float) -> tuple[torch.Tensor, float]:
@@ -178,6 +177,7 @@ class Reinforce(Strategy):
         raw = self.reward(result)
         if raw is None or not math.isfinite(raw):
             return
+        self._worst = raw if self._worst is None else min(self._worst, raw)
         self._n += 1  # Welford update of the reward spread
         delta = raw - self._mean
         self._mean += delta / self._n
