@@ -81,3 +81,13 @@ def test_refits_only_when_the_history_has_grown_enough():
 def test_unknown_acquisition_is_a_user_error():
     with pytest.raises(NasforgeError):
         PredictorSearch(SPACE, acquisition="pi")
+
+
+def test_balanced_design_gives_every_value_an_equal_share():
+    s = PredictorSearch(SPACE, seed=4, **{**FAST, "initial": 8, "design": "balanced"})
+    first = s.ask(8)
+    assert len({a.key for a in first}) == 8
+    for k in SPACE.names:
+        assert sorted(a[k] for a in first) == [0, 0, 1, 1, 2, 2, 3, 3]
+    with pytest.raises(NasforgeError):
+        PredictorSearch(SPACE, design="sobol")

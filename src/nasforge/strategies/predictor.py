@@ -46,7 +46,9 @@ def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndar
 class PredictorSearch(Strategy):
     """Surrogate-guided search on ``score[0]``.
 
-    - The first ``initial`` asks are random feasible archs (the initial design).
+    - The first ``initial`` asks are the initial design: ``balanced`` (default) gives every value of every dimension an
+      equal share, ``random`` draws them at random. Measured on NAS-Bench-201 (100 seeds, mean regret at 50/100
+      queries): initial 10 random 0.65/0.23, 20 random 0.49/0.13, 15 balanced 0.29/0.14 (fresh seeds: 0.36/0.12).
     - Then a ``Surrogate`` (``members`` MLPs) is fitted to (encode(arch), score[0]) of the completed feasible results;
       it is refitted when the number of results has grown by ``refit`` (a fraction, at least one result) since the last
       fit, from its previous weights for ``warm_steps`` steps, so that the per-trial cost stays low on long runs.
@@ -58,7 +60,7 @@ class PredictorSearch(Strategy):
       infeasible candidate is never looked at again.
     """
 
-    def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 10, design: str = "random",
+    def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 15, design: str = "balanced",
                  acquisition: str = "ei",
                  beta: float = 1.0, members: int = 5, hidden: int = 64, layers: int = 1, steps: int = 200,
                  warm_steps: int = 30, lr: float = 1e-2, weight_decay: float = 1e-4, bootstrap: bool = False,
@@ -67,6 +69,8 @@ class PredictorSearch(Strategy):
         super().__init__(space, seed=seed)
         if acquisition not in ACQUISITIONS:
             raise NasforgeError(f"predictor: unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}")
+        if design not in ("random", "balanced"):
+            raise NasforgeError(f"predictor: unknown design {design!r}; use 'balanced' or 'random'")
         self.initial = initial
         self.design = design
         self.acquisition = acquisition
@@ -86,6 +90,7 @@ class PredictorSearch(Strategy):
         self.mutants = mutants
         self.randoms = randoms
         self.surrogate: Surrogate | None = None
+        self._design: list[Arch] | None = None
         self._X: list[np.ndarray] = []
         self._y: list[float] = []
         self._archs: list[Arch] = []
@@ -123,14 +128,14 @@ class PredictorSearch(Strategy):
         """The initial design: ``design="balanced"`` gives every value of every dimension an equal share of the first
         ``initial`` archs (a Latin-hypercube-like design: each column is a shuffled repeat of its values), so that no
         value is judged from one or two unlucky archs; archs already seen or infeasible are replaced by random ones."""
-        if self.design == "balanced" and not hasattr(self, "_design"):
-            cols = [self.rng.permutation(np.resize(np.arange(len(c)), self.initial)) for c in self.space.dims.values()]
-            self._design = [Arch({k: c.values[int(col[i])] for (k, c), col in zip(self.space.dims.items(), cols,
-                                                                                   strict=True)})
+        if self.design == "balanced" and self._design is None:
+            dims = self.space.dims.items()
+            cols = [self.rng.permutation(np.resize(np.arange(len(c)), self.initial)) for _, c in dims]
+            self._design = [Arch({k: c.values[int(col[i])] for (k, c), col in zip(dims, cols, strict=True)})
                             for i in range(self.initial)]
         out: list[Arch] = []
         batch: set[str] = set()
-        while len(out) < n and getattr(self, "_design", None):
+        while len(out) < n and self._design:
             a = self._design.pop(0)
             if a.key not in batch and not self.seen(a) and self.feasible(a):
                 out.append(a)
