@@ -10,7 +10,7 @@ from scipy import integrate, stats
 from nasforge.errors import NasforgeError
 from nasforge.space import Space
 from nasforge.strategies import create_strategy
-from nasforge.strategies.predictor import ACQUISITIONS, PredictorSearch, encode_indices, expected_improvement
+from nasforge.strategies.predictor import ACQUISITIONS, PredictorSearch, encode_indices, expected_improvement, ranked
 from nasforge.trial import Result, State
 
 SPACE = Space({f"g{i}": list(range(4)) for i in range(5)})  # 1,024 archs
@@ -91,3 +91,10 @@ def test_balanced_design_gives_every_value_an_equal_share():
         assert sorted(a[k] for a in first) == [0, 0, 1, 1, 2, 2, 3, 3]
     with pytest.raises(NasforgeError):
         PredictorSearch(SPACE, design="sobol")
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 50])
+def test_ranked_is_a_lazy_stable_argsort(k):
+    rng = np.random.default_rng(k)
+    values = rng.integers(0, 5, size=40).astype(float)  # many ties
+    assert list(ranked(values, k)) == np.argsort(-values, kind="stable").tolist()

@@ -8,6 +8,7 @@ best archs found plus random samples.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,26 @@ def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndar
     sd = np.maximum(sd, 1e-9)
     z = (mu - best) / sd
     return (mu - best) * ndtr(z) + sd * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+
+def ranked(values: np.ndarray, k: int) -> Iterator[int]:
+    """Indices of ``values`` from the largest down, ties by position (the order of a stable argsort of -values).
+
+    The first ``k`` (and any tied with the k-th) come from a partial sort, O(n); the rest only if the caller reads on.
+    """
+    n = len(values)
+    if k < n:
+        thr = values[np.argpartition(-values, k - 1)[k - 1]]
+        head = np.flatnonzero(values >= thr)
+        head = head[np.lexsort((head, -values[head]))]
+        yield from head.tolist()
+        done = np.zeros(n, dtype=bool)
+        done[head] = True
+    else:
+        done = np.zeros(n, dtype=bool)
+    for j in np.argsort(-values, kind="stable").tolist():
+        if not done[j]:
+            yield j
 
 
 @register_strategy("predictor")
@@ -97,6 +118,7 @@ class PredictorSearch(Strategy):
         self._fitted_at = 0
         self._avail: np.ndarray | None = None  # small spaces: grid positions still open (unseen, not known infeasible)
         self._pred: np.ndarray | None = None  # small spaces: cached member predictions over the whole grid
+        self._mu = self._sd = np.zeros(0)
 
     def hyper(self) -> dict[str, Any]:
         keys = ("initial", "design", "acquisition", "beta", "members", "hidden", "layers", "steps", "warm_steps", "lr",
@@ -165,29 +187,33 @@ class PredictorSearch(Strategy):
             self._fitted_at = n
         return due
 
-    def _scores(self, P: np.ndarray, n: int) -> np.ndarray:
-        """Acquisition values from member predictions P (members × candidates); for ``ts``, one row per batch slot."""
-        best = max(self._y)
+    def _scores(self, P: np.ndarray, n: int, mu: np.ndarray | None = None, sd: np.ndarray | None = None) -> np.ndarray:
+        """Acquisition values from member predictions P (members × candidates), or from their mean and spread when
+        given; for ``ts``, one row per batch slot."""
         if self.acquisition == "ts":
-            rows = self.rng.integers(len(P), size=n)
-            return P[rows]
-        mu, sd = P.mean(0), P.std(0)
+            return P[self.rng.integers(len(P), size=n)]
+        if mu is None or sd is None:
+            mu, sd = P.mean(0), P.std(0)
         if self.acquisition == "ei":
-            return expected_improvement(mu, sd, best)[None]
+            return expected_improvement(mu, sd, max(self._y))[None]
         if self.acquisition == "ucb":
             return (mu + self.beta * sd)[None]
         return mu[None]
 
     def _ask_pool(self, n: int, fresh: bool) -> list[Arch]:
-        if fresh or self._pred is None:
+        if fresh or self._pred is None:  # predictions for the whole grid, kept until the next refit
             self._pred = self.surrogate.predict_members(encode_indices(self.space, np.arange(self.space.size)))
+            self._mu, self._sd = self._pred.mean(0), self._pred.std(0)
         open_idx = np.flatnonzero(self._avail)
         if not len(open_idx):
             return []
-        A = self._scores(self._pred[:, open_idx], n)
+        if self.acquisition == "ts":
+            A = self._scores(self._pred[:, open_idx], n)
+        else:
+            A = self._scores(self._pred, n, self._mu[open_idx], self._sd[open_idx])
         out: list[Arch] = []
         for row in A:
-            for j in np.argsort(-row, kind="stable"):
+            for j in ranked(row, 4 * n + 16):
                 i = int(open_idx[j])
                 if not self._avail[i]:
                     continue
@@ -227,7 +253,7 @@ class PredictorSearch(Strategy):
         out: list[Arch] = []
         taken: set[str] = set()
         for row in A:
-            for j in np.argsort(-row, kind="stable"):
+            for j in ranked(row, 4 * n + 16):
                 a = cands[j]
                 if a.key in taken:
                     continue
