@@ -121,7 +121,7 @@ class Reinforce(Strategy):
             self._gen = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
             sizes = [len(c) for c in self.space.dims.values()]
             self._controller = Controller(sizes, self.hidden, self.tanh_c, self.temperature).init_(self._gen)
-            self._opt = torch.optim.Adam(self._controller.parameters(), lr=self.lr)
+            self._opt = torch.optim.Adam(self._controller.parameters(), lr=self.lr, foreach=True)
         return self._controller
 
     # --- proposing ----------------------------------------------------------------------------------------------
