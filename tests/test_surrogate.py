@@ -73,3 +73,13 @@ def test_bad_input_is_a_user_error():
         Surrogate().fit(np.zeros((3, 2)), np.array([1.0, np.nan, 2.0]))
     with pytest.raises(NasforgeError):
         Surrogate().fit(np.zeros((1, 2)), np.array([1.0]))
+
+
+def test_randomized_prior_widens_the_spread_away_from_the_data_and_one_member_has_none():
+    X, y = data(200)
+    keep = X[:, 0] == 0
+    plain = Surrogate(seed=1, members=6).fit(X[keep], y[keep])
+    prior = Surrogate(seed=1, members=6, prior=1.0).fit(X[keep], y[keep])
+    assert prior.predict(X[~keep])[1].mean() > plain.predict(X[~keep])[1].mean()
+    mu, sd = Surrogate(seed=0, members=1, hidden=32, layers=3, steps=50).fit(X, y).predict(X)
+    assert np.all(sd == 0) and np.corrcoef(mu, y)[0, 1] > 0.8

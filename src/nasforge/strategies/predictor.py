@@ -79,14 +79,18 @@ class PredictorSearch(Strategy):
       the best score), ``ucb`` (mean + ``beta``·spread), ``ts`` (one member's prediction, a new member for every
       arch of a batch: Thompson sampling) or ``mean``. Feasibility is checked lazily, best candidate first, and an
       infeasible candidate is never looked at again.
+
+    Chosen on the NAS-Bench-201 table (benchmarks/tune_strategies.py): 5 members of one hidden layer of 64 units beat
+    two layers (mean regret at 50 queries 0.14 against 0.79 on the same 10 seeds), 128 units, 10 members, bootstrap
+    resamples, randomized priors, UCB and Thompson sampling. Cost: about 8 ms per trial over 1,000 trials (one core),
+    mostly the refits and the grid-wide predictions after each refit.
     """
 
     def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 15, design: str = "balanced",
-                 acquisition: str = "ei",
-                 beta: float = 1.0, members: int = 5, hidden: int = 64, layers: int = 1, steps: int = 200,
-                 warm_steps: int = 30, lr: float = 1e-2, weight_decay: float = 1e-4, bootstrap: bool = False,
-                 prior: float = 0.0, refit: float = 0.05, pool_limit: int = 50_000, top: int = 10, mutants: int = 100,
-                 randoms: int = 1_000) -> None:
+                 acquisition: str = "ei", beta: float = 1.0, members: int = 5, hidden: int = 64, layers: int = 1,
+                 steps: int = 200, warm_steps: int = 30, lr: float = 1e-2, weight_decay: float = 1e-4,
+                 bootstrap: bool = False, prior: float = 0.0, refit: float = 0.05, pool_limit: int = 50_000,
+                 top: int = 10, mutants: int = 100, randoms: int = 1_000) -> None:
         super().__init__(space, seed=seed)
         if acquisition not in ACQUISITIONS:
             raise NasforgeError(f"predictor: unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}")
