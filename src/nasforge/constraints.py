@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ConstraintError
+from .metrics import unit as metric_unit
 
-BYTE_METRICS = {"size", "peak_mem", "flash", "sram"}
 _COUNT = {"": 1, "K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _BYTES = {"B": 1, "KB": 1e3, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 _TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -27,9 +27,10 @@ _RE = re.compile(rf"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*({_NUM})\s*([A-
 
 
 def _scale(metric: str, unit: str, text: str) -> float:
-    if metric in BYTE_METRICS or metric.endswith("_bytes"):
+    kind = metric_unit(metric)  # the metric table says what a limit on this metric is measured in
+    if kind == "bytes":
         table, what = {**_BYTES, "": 1}, "a byte unit (B, KB, KiB, MiB, ...)"
-    elif metric.startswith("lat") or metric.endswith("_ms"):
+    elif kind == "ms":
         table, what = {**_TIME_MS, "": 1.0}, "a time unit (us, ms, s)"
     else:
         table, what = _COUNT, "a count unit (K, M, G)"

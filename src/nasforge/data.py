@@ -100,7 +100,7 @@ class ImageData:
         return tuple(self.x_train.shape[1:])
 
     def task(self):
-        from .spaces.base import Task
+        from .task import Task
 
         return Task(self.input_shape, self.num_classes, self.name)
 

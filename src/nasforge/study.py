@@ -264,7 +264,7 @@ class Study:
         cfg = {
             "family": family.name,
             "family_config": family.config(),
-            "strategy": getattr(strategy, "strategy_name", type(strategy).__name__),
+            "strategy": strategy.name or type(strategy).__name__,
             "strategy_hyper": strategy.hyper(),
             "evaluator": evaluator.name or type(evaluator).__name__,
             "evaluator_config": evaluator.config(),

@@ -15,7 +15,6 @@ class State(StrEnum):
     PRUNED = "pruned"
 
 
-FINISHED = (State.COMPLETE, State.FAILED, State.INFEASIBLE, State.PRUNED)
 
 
 @dataclass(frozen=True)

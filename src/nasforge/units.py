@@ -1,26 +1,27 @@
-"""Readable numbers: bytes as KiB/MiB, counts as K/M/G, times in ms."""
+"""Readable numbers, by the metric table's unit: bytes as KiB/MiB, counts as K/M/G, percentages with 2 decimals."""
 
 from __future__ import annotations
 
 import math
 
-from .constraints import BYTE_METRICS
+from .metrics import unit
 
 
 def human(metric: str, v: float | None) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    if metric in BYTE_METRICS or metric.endswith("_bytes"):
-        for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    u = unit(metric)
+    if u == "bytes":
+        for name, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
             if abs(v) >= scale:
-                return f"{v / scale:.3g} {unit}"
+                return f"{v / scale:.3g} {name}"
         return f"{v:.0f} B"
-    if metric in ("params", "macs"):
-        for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    if u == "count":
+        for name, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
             if abs(v) >= scale:
-                return f"{v / scale:.3g}{unit}"
+                return f"{v / scale:.3g}{name}"
         return f"{v:.0f}"
-    if metric.endswith("_acc") or metric.startswith("acc"):
+    if u == "percent":
         return f"{v:.2f}"
     if float(v).is_integer():
         return f"{int(v)}"

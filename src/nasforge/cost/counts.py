@@ -19,17 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..metrics import COST_METRICS
 from .energy import FUSED, EnergyModel
 from .layers import LayerSpec
-from .memory import INPLACE, peak_memory
+from .memory import INPLACE
 
-# metrics that the analytic counter provides; constraints on them are checked before any training
-COST_METRICS = ("params", "macs", "size", "peak_mem", "flash", "sram", "energy_uj")
-
-
-def peak_activation_bytes(layers: Sequence[LayerSpec], act_bits: int = 32) -> int:
-    """Peak activation memory in bytes by MCUNet's in-place rule (``cost.memory.peak_memory``)."""
-    return peak_memory(layers, act_bits)
+__all__ = ["COST_METRICS", "costs"]  # COST_METRICS: what ``costs`` returns (the metric table describes each)
 
 
 def costs(layers: Sequence[LayerSpec], bits: int = 32, act_bits: int = 32, mcu_bits: int = 8) -> dict[str, float]:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..registry import Registry
 from ..space import Arch
-from ..spaces.base import Task
+from ..task import Task
 
 
 @dataclass
@@ -87,32 +87,16 @@ class FunctionEvaluator(Evaluator):
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator")
 
 
-def register_evaluator(name: str):
-    def deco(cls: type[Evaluator]) -> type[Evaluator]:
-        cls.name = name
-        return EVALUATORS.register(name)(cls)
-
-    return deco
+register_evaluator = EVALUATORS.register
 
 
 def create_evaluator(name: str, **kwargs: Any) -> Evaluator:
     """Build a registered evaluator. ``family``, ``dataset`` and ``data_dir`` are passed only to evaluators whose
-    constructor takes them; any other keyword it does not take is an error naming what it accepts."""
+    constructor takes them; any other setting it does not take is an error naming what it accepts."""
     import inspect
 
-    from ..errors import NasforgeError
-
     cls = EVALUATORS.get(name)
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    args = {}
-    for k, v in kwargs.items():
-        if k in params or takes_any:
-            args[k] = v
-        elif k not in ("family", "dataset", "data_dir"):
-            ok = [p for p in params if p not in ("self", "family", "dataset", "data_dir")]
-            raise NasforgeError(f"evaluator {name!r} has no option {k!r}; its options: {', '.join(ok)}")
-    try:
-        return cls(**args)
-    except TypeError as e:
-        raise NasforgeError(f"evaluator {name!r}: {e}") from None
+    given = {k: v for k, v in kwargs.items() if k in params or takes_any or k not in ("family", "dataset", "data_dir")}
+    return EVALUATORS.create(name, **given)

@@ -4,35 +4,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..cost.counts import costs
 from ..cost.layers import LayerSpec
 from ..registry import Registry
 from ..space import Arch, Space
+from ..task import CIFAR10_TASK, MNIST_TASK, Task
 
 if TYPE_CHECKING:  # torch enters only where tensors do
     from torch import nn
 
-
-@dataclass(frozen=True)
-class Task:
-    """What a network is built for: the shape of one input (without batch) and the number of classes."""
-
-    input_shape: tuple[int, ...]
-    num_classes: int
-    name: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"input_shape": list(self.input_shape), "num_classes": self.num_classes, "name": self.name}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Task:
-        return cls(tuple(d["input_shape"]), int(d["num_classes"]), d.get("name", ""))
-
-
-MNIST_TASK = Task((1, 28, 28), 10, "mnist")
+__all__ = ["CIFAR10_TASK", "MNIST_TASK", "FAMILIES", "Family", "Task", "create_family", "register_family"]
 
 
 class Family(ABC):
@@ -76,21 +59,9 @@ class Family(ABC):
 FAMILIES: Registry[type[Family]] = Registry("family")
 
 
-def register_family(name: str):
-    """Class decorator: make a family available by name to ``create_family``, the CLI and the conformance tests."""
-
-    def deco(cls: type[Family]) -> type[Family]:
-        cls.name = name
-        return FAMILIES.register(name)(cls)
-
-    return deco
+register_family = FAMILIES.register
 
 
 def create_family(name: str, **config: Any) -> Family:
-    from ..errors import SpaceError
-
-    cls = FAMILIES.get(name)
-    try:
-        return cls(**config)
-    except TypeError as e:
-        raise SpaceError(f"family {name!r}: bad configuration {config}: {e}") from None
+    """Build the family registered as ``name``; ``create_family(f.name, **f.config())`` rebuilds ``f``."""
+    return FAMILIES.create(name, **config)

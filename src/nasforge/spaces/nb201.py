@@ -25,12 +25,11 @@ from ..cost.layers import LayerSpec
 from ..errors import SpaceError
 from ..graph import OpGraph
 from ..space import Arch, Space
-from .base import Family, Task, register_family
+from .base import CIFAR10_TASK, Family, Task, register_family
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (i, j): edge from node j into node i, string order
 DIMS = tuple(f"e{i}_{j}" for i, j in EDGES)
-CIFAR10_TASK = Task((3, 32, 32), 10, "cifar10")
 
 _EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class Strategy(ABC):
 
     Subclasses implement ``_ask`` (and usually ``_tell``); constructors only store arguments.
     """
+
+    name: ClassVar[str] = ""  # set by ``register_strategy``
 
     def __init__(self, space: Space, *, seed: int | None = 0) -> None:
         self.space = space
@@ -100,19 +102,9 @@ def _always(arch: Arch) -> bool:
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 
 
-def register_strategy(name: str):
-    def deco(cls: type[Strategy]) -> type[Strategy]:
-        cls.strategy_name = name
-        return STRATEGIES.register(name)(cls)
-
-    return deco
+register_strategy = STRATEGIES.register
 
 
 def create_strategy(name: str, space: Space, *, seed: int | None = 0, **hyper: Any) -> Strategy:
-    from ..errors import NasforgeError
-
-    cls = STRATEGIES.get(name)
-    try:
-        return cls(space, seed=seed, **hyper)
-    except TypeError as e:
-        raise NasforgeError(f"strategy {name!r}: bad hyper-parameters {hyper}: {e}") from None
+    """Build the strategy registered as ``name`` on ``space``; unknown hyper-parameters are a one-line error."""
+    return STRATEGIES.create(name, space, seed=seed, **hyper)
