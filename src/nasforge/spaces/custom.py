@@ -6,8 +6,11 @@ The layer list (and so params, MACs, size and memory) comes from tracing the bui
     space = Space({"width": [16, 32], "depth": [1, 2, 3]})
     fam = BuilderFamily(space, lambda arch, task: MyNet(**arch, classes=task.num_classes))
 
-Tracing builds a model, so this path is slower than a hand-written ``layers``; the result is cached per arch.
-A ``BuilderFamily`` is not registered by name (it holds a function); pass it to ``Study.run`` directly.
+Tracing builds a model, so this path is slower than a blueprint's ``layers``; the result is cached per arch.
+A ``BuilderFamily`` is not registered by name (it holds a function); pass it to ``Study.run`` directly. Give it
+``ref="package.module:attr"`` (the import path of the family object, or of a function returning it) so that a study
+made with it can be shown, reported and exported in a fresh process; without one it still runs and is shown, but
+cannot be rebuilt.
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ class BuilderFamily(Family):
         *,
         default_task: Task | None = None,
         name: str = "custom",
+        ref: str | None = None,
     ) -> None:
         self._space_src = space
         self.builder = builder
         self.default_task = default_task
         self.name = name
+        self.ref = ref
         self._space: Space | None = None
         self._layers: dict[tuple[str, tuple], list[LayerSpec]] = {}
 
@@ -56,6 +61,11 @@ class BuilderFamily(Family):
 
     def config(self) -> dict[str, Any]:
         return {"space": self.space.to_dict(), "builder": getattr(self.builder, "__qualname__", "builder")}
+
+    def spec(self) -> dict[str, Any]:
+        if self.ref:
+            return {"import": self.ref}
+        return {"name": self.name, "loadable": False}
 
     def build(self, arch: Mapping[str, Any], task: Task) -> nn.Module:
         return self.builder(self.space.validate(arch), task)
