@@ -78,16 +78,22 @@ def test_layer_specs_equal_the_traced_layers(fam):
 def test_specs_carry_what_a_latency_table_needs(fam):
     a = _extreme(fam, -1, s1_d=2)
     layers = fam.layers(a, TASK)
-    blocks = [s for s in layers if s.name.startswith("s1.")]
-    assert {s.name.split(".")[1] for s in blocks} == {"b0", "b1"}  # depth 2: slots b2, b3 unused
+    blocks = [s for s in layers if s.name.startswith("stages.1.")]
+    assert {s.name.split(".")[2] for s in blocks} == {"0", "1"}  # depth 2: slots 2, 3 unused
     for s in blocks:
         ex = dict(s.extra)
-        assert ex["block"] == "mbconv" and ex["expand"] == a["s1_b0_e"] and ex["skip"] == s.name.startswith("s1.b1")
-    dw = [s for s in layers if s.name.endswith(".dw.conv")]
+        assert ex["block"] == "mbconv" and ex["expand"] == a["s1_b0_e"]
+        assert ex["skip"] == s.name.startswith("stages.1.1") and ex["unit"] == ".".join(s.name.split(".")[:3])
+        assert ex.get("act", "relu6") == "relu6"
+    dw = [s for s in layers if s.name.endswith(".depthwise.0")]
     assert all(s.groups == s.in_shape[0] == s.out_shape[0] for s in dw)
-    assert [s.kernel for s in dw if s.name.startswith("s1.")] == [(7, 7), (7, 7)]
-    assert [s.stride for s in dw if s.name.startswith("s1.")] == [2, 1]
+    assert [s.kernel for s in dw if s.name.startswith("stages.1.")] == [(7, 7), (7, 7)]
+    assert [s.stride for s in dw if s.name.startswith("stages.1.")] == [2, 1]
     assert len({s.key() for s in layers}) > 10  # LUT keys distinguish layers
+    # the key of a layer does not depend on where it sits: two equal blocks of one stage share their keys
+    b = _extreme(fam, 0, s1_d=3)
+    keys = [[x.key() for x in fam.layers(b, TASK) if x.name.startswith(f"stages.1.{j}.")] for j in (1, 2)]
+    assert keys[0] == keys[1]
 
 
 def test_every_sampled_arch_builds_and_runs(fam):

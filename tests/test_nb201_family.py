@@ -11,7 +11,8 @@ from nasforge.cost import costs
 from nasforge.errors import NasforgeError, SpaceError
 from nasforge.graph import OpGraph
 from nasforge.spaces import Task, create_family
-from nasforge.spaces.nb201 import DIMS, OPS, NB201Cell, from_string, to_string
+from nasforge.blueprint import Blueprint, Identity
+from nasforge.spaces.nb201 import DIMS, OPS, _cell, from_string, to_string
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 TINY = Task((3, 16, 16), 7, "tiny")
@@ -69,17 +70,24 @@ def test_malformed_strings_raise_a_one_line_error(bad):
     assert "\n" not in str(e.value) and "NAS-Bench-201" in str(e.value)
 
 
+def _one_cell(arch: dict) -> torch.nn.Module:
+    """The network of a single cell on 4×5×5 inputs, declared with the family's own cell."""
+    bp = Blueprint((4, 5, 5))
+    bp.add("x", Identity())
+    _cell(bp, "cell", 4)
+    return bp.freeze(create_family("nb201").space).build(arch).eval()
+
+
 def test_cell_sums_its_incoming_edges():
     # all skip: n1 = x, n2 = x + n1 = 2x, n3 = x + n1 + n2 = 4x (hand computation of the cell's definition)
     x = torch.randn(2, 4, 5, 5)
-    skip = NB201Cell({d: "skip_connect" for d in DIMS}, 4)
+    skip = _one_cell({d: "skip_connect" for d in DIMS})
     assert torch.allclose(skip(x), 4 * x)
     # avg pool then zeros: n1 = pool(x), n2 = 0, n3 = n1 + pool(n1) + x
     arch = dict.fromkeys(DIMS, "none") | {"e1_0": "avg_pool_3x3", "e3_0": "skip_connect", "e3_1": "skip_connect"}
-    cell = NB201Cell(arch, 4)
     pool = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
-    assert torch.allclose(cell(x), pool + x)
-    assert torch.count_nonzero(NB201Cell(dict.fromkeys(DIMS, "none"), 4)(x)) == 0
+    assert torch.allclose(_one_cell(arch)(x), pool + x)
+    assert torch.count_nonzero(_one_cell(dict.fromkeys(DIMS, "none"))(x)) == 0
 
 
 def _sample(fam, n, seed=0):

@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,22 +132,45 @@ class Choice:
 
 
 class Space:
-    """An ordered mapping of named dimensions (``Choice``), with exact integer ``size``."""
+    """An ordered mapping of named dimensions (``Choice``), with exact integer ``size``.
 
-    def __init__(self, dims: Mapping[str, Any]) -> None:
+    ``canonical`` (optional) maps an arch to the representative of its network, for spaces where several archs build
+    the same network (a dimension that a shallower arch never reads). Given one, every arch the space makes (``grid``,
+    ``at``, ``sample``, ``mutate``, ``crossover``, ``neighbours``, ``validate``) is canonical, so strategies, which
+    never propose an arch twice, never propose a network twice either. ``size`` still counts archs, not networks.
+    """
+
+    def __init__(
+        self, dims: Mapping[str, Any], canonical: Callable[[Arch], Arch] | None = None, name: str = ""
+    ) -> None:
         if not isinstance(dims, Mapping) or not dims:
             raise SpaceError("a space needs at least one dimension, given as a mapping name -> list of values")
         out: dict[str, Choice] = {}
-        for name, choice in dims.items():
-            if not isinstance(name, str) or not name:
-                raise SpaceError(f"dimension names must be non-empty strings, got {name!r}")
+        for dim, choice in dims.items():
+            if not isinstance(dim, str) or not dim:
+                raise SpaceError(f"dimension names must be non-empty strings, got {dim!r}")
             try:
-                out[name] = choice if isinstance(choice, Choice) else Choice(choice)
+                out[dim] = choice if isinstance(choice, Choice) else Choice(choice)
             except SpaceError as e:
-                raise SpaceError(f"dimension {name!r}: {e}") from None
+                raise SpaceError(f"dimension {dim!r}: {e}") from None
         self.dims: dict[str, Choice] = out
         self._names = tuple(out)
         self._radix = tuple(len(c) for c in out.values())
+        self._canonical = canonical
+        self.name = name  # the family's, for error messages
+
+    def _make(self, d: dict[str, Any]) -> Arch:
+        """An arch of values taken from this space's own choices (trusted), in canonical form if the space has one."""
+        a = Arch._trusted(d, self)
+        return a if self._canonical is None else self._canonical(a)
+
+    def canonical(self, arch: Mapping[str, Any]) -> Arch:
+        """The representative of ``arch``'s network (``arch`` itself when the space has no canonical form)."""
+        return self.validate(arch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the canonical form is a family's method; a pickled space (in a worker) keeps only the dimensions
+        return {**self.__dict__, "_canonical": None}
 
     # --- description -------------------------------------------------------------------------------------------
     @property
@@ -195,13 +218,23 @@ class Space:
         """Return ``arch`` as an ``Arch`` of this space, or raise ``SpaceError`` saying what does not fit."""
         if isinstance(arch, Arch) and arch._owner is self:
             return arch  # made by this space from its own choices: costs are computed for every arch a study meets
+        what = f"{self.name} " if self.name else ""
+        if not isinstance(arch, Mapping):
+            raise SpaceError(f"a {what}arch must be a mapping of dimension values, got {type(arch).__name__}")
         missing = [k for k in self._names if k not in arch]
         extra = [k for k in arch if k not in self.dims]
         if missing or extra:
-            raise SpaceError(f"arch does not fit the space: missing {missing}, unknown {extra}")
+            why = f"unknown dimensions {extra[:4]}" if extra else f"missing dimensions {missing[:4]}"
+            raise SpaceError(f"not a {what}arch ({why}); build it with family.arch(...) or sample it from the space")
+        d = {}
         for k in self._names:
-            self.dims[k].index(arch[k])
-        return Arch._trusted({k: arch[k] for k in self._names}, self)
+            c = self.dims[k]
+            try:
+                # the choice's own value, so that width=1 and width=1.0 are one arch with one key
+                d[k] = c.values[c.index(arch[k])]
+            except SpaceError:
+                raise SpaceError(f"{what}{k}={arch[k]!r} is not one of {list(c.values)}") from None
+        return self._make(d)
 
     def contains(self, arch: Mapping[str, Any]) -> bool:
         try:
@@ -217,7 +250,7 @@ class Space:
     def grid(self) -> Iterator[Arch]:
         """Every arch in lexicographic order of the dimensions (the last dimension changes fastest)."""
         for combo in itertools.product(*(c.values for c in self.dims.values())):
-            yield Arch._trusted(dict(zip(self._names, combo, strict=True)), self)
+            yield self._make(dict(zip(self._names, combo, strict=True)))
 
     def index(self, arch: Mapping[str, Any]) -> int:
         """Position of ``arch`` in ``grid()`` order."""
@@ -235,29 +268,29 @@ class Space:
             index, j = divmod(index, r)
             idx.append(j)
         idx.reverse()
-        return Arch._trusted({n: self.dims[n].values[j] for n, j in zip(self._names, idx, strict=True)}, self)
+        return self._make({n: self.dims[n].values[j] for n, j in zip(self._names, idx, strict=True)})
 
     # --- random operators ---------------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Arch:
-        return Arch._trusted({n: c.values[int(rng.integers(len(c)))] for n, c in self.dims.items()}, self)
+        return self._make({n: c.values[int(rng.integers(len(c)))] for n, c in self.dims.items()})
 
     def mutate(self, arch: Mapping[str, Any], rng: np.random.Generator, n: int = 1) -> Arch:
         """Change exactly ``n`` dimensions (chosen among those with more than one value) to a different value."""
         free = [k for k in self._names if len(self.dims[k]) > 1]
         if n > len(free):
             raise SpaceError(f"cannot change {n} dimensions: only {len(free)} have more than one value")
-        out = dict(arch)
+        out = dict(self.validate(arch))
         for k in rng.choice(free, size=n, replace=False):
             vals = self.dims[k].values
             cur = self.dims[k].index(out[k])
             j = int(rng.integers(len(vals) - 1))
             out[k] = vals[j if j < cur else j + 1]
-        return Arch({k: out[k] for k in self._names})
+        return self._make({k: out[k] for k in self._names})
 
     def crossover(self, a: Mapping[str, Any], b: Mapping[str, Any], rng: np.random.Generator) -> Arch:
         """Uniform crossover: each dimension from ``a`` or ``b`` with probability 1/2."""
         pick = rng.random(len(self._names)) < 0.5
-        return Arch({k: (a[k] if p else b[k]) for k, p in zip(self._names, pick, strict=True)})
+        return self.validate({k: (a[k] if p else b[k]) for k, p in zip(self._names, pick, strict=True)})
 
     def neighbours(self, arch: Mapping[str, Any]) -> list[Arch]:
         """All archs that differ from ``arch`` in exactly one dimension."""
@@ -265,8 +298,8 @@ class Space:
         for k in self._names:
             for v in self.dims[k].values:
                 if v != arch[k]:
-                    out.append(Arch({n: (v if n == k else arch[n]) for n in self._names}))
-        return out
+                    out.append(self.validate({n: (v if n == k else arch[n]) for n in self._names}))
+        return list({a.key: a for a in out}.values())  # canonical forms may coincide
 
     # --- encoding -----------------------------------------------------------------------------------------------
     @property

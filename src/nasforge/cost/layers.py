@@ -76,7 +76,8 @@ class LayerSpec:
 
     def key(self) -> str:
         """A stable string identity of everything that decides this layer's cost (for lookup tables)."""
-        ex = ",".join(f"{a}={b}" for a, b in self.extra if a not in ("params", "macs"))
+        # counts are derived, and "unit" names the block a layer belongs to (a position, not a cost)
+        ex = ",".join(f"{a}={b}" for a, b in self.extra if a not in ("params", "macs", "unit"))
         return (
             f"{self.kind}|in={'x'.join(map(str, self.in_shape))}|out={'x'.join(map(str, self.out_shape))}"
             f"|k={self.kernel[0]}x{self.kernel[1]}|s={self.stride}|g={self.groups}|b={int(self.bias)}|{ex}"

@@ -1,5 +1,9 @@
-"""Reusable torch building blocks (MBConv / inverted residual, Conv-BN-act) and their exact layer specs."""
+"""Reusable torch building blocks: small ops every node of a built network needs, and elastic (dynamic) layers."""
 
-from .ops import ConvBNAct, MBConv, make_divisible, mbconv_specs, mid_channels
+from .elastic import ElasticBatchNorm, ElasticConv2d, ElasticLinear
+from .ops import ACTIVATIONS, Concat, Mul, Resize, Sum, Zero, activation
 
-__all__ = ["ConvBNAct", "MBConv", "make_divisible", "mbconv_specs", "mid_channels"]
+__all__ = [
+    "ACTIVATIONS", "Concat", "ElasticBatchNorm", "ElasticConv2d", "ElasticLinear", "Mul", "Resize", "Sum", "Zero",
+    "activation",
+]  # fmt: skip

@@ -84,6 +84,21 @@ class Family:
         3×32×32 images with 10 classes."""
         return self.default_task or CIFAR10_TASK
 
+    def make_space(self, dims: Mapping[str, Any]) -> Space:
+        """The family's space: ``dims`` with the family's canonical form, so that every arch the space makes (and so
+        every arch a strategy proposes) is the one representative of its network."""
+        return Space(dims, canonical=self._canonical_of_space, name=self.name)
+
+    def _canonical_of_space(self, arch: Arch) -> Arch:
+        if not self.has_blueprint:
+            return arch
+        return self._blueprint(self.probe_task).canonical(arch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # blueprints hold closures (their P functions) and are rebuilt on demand: a pickled family (sent to a worker
+        # process) carries only its configuration
+        return {k: v for k, v in self.__dict__.items() if k != "_bp_cache"}
+
     # --- derived views ------------------------------------------------------------------------------------------
     @property
     def has_blueprint(self) -> bool:
@@ -98,32 +113,37 @@ class Family:
             cache[task] = bp
         return bp
 
-    def layers(self, arch: Mapping[str, Any], task: Task) -> list[LayerSpec]:
-        return self._blueprint(task).layers(self.space.validate(arch))
+    def task_or_default(self, task: Task | None) -> Task:
+        if task is not None:
+            return task
+        if self.default_task is None:
+            raise SpaceError(f"family {self.name!r} has no default task: pass a task (input shape, classes)")
+        return self.default_task
 
-    def build(self, arch: Mapping[str, Any], task: Task) -> nn.Module:
-        return self._blueprint(task).build(self.space.validate(arch))
+    def layers(self, arch: Mapping[str, Any], task: Task | None = None) -> list[LayerSpec]:
+        return self._blueprint(self.task_or_default(task)).layers(self.space.validate(arch))
 
-    def graph(self, arch: Mapping[str, Any], task: Task) -> OpGraph:
+    def build(self, arch: Mapping[str, Any], task: Task | None = None) -> nn.Module:
+        return self._blueprint(self.task_or_default(task)).build(self.space.validate(arch))
+
+    def graph(self, arch: Mapping[str, Any], task: Task | None = None) -> OpGraph:
         """The op DAG of the built network; node names are the built module's qualified module names."""
-        return self._blueprint(task).graph(self.space.validate(arch))
+        return self._blueprint(self.task_or_default(task)).graph(self.space.validate(arch))
 
-    def supernet(self, task: Task) -> nn.Module:
+    def supernet(self, task: Task | None = None) -> nn.Module:
         """The weight-sharing network over the whole space (``set_active(arch)``, ``extract(arch)``)."""
-        return self._blueprint(task).supernet()
+        return self._blueprint(self.task_or_default(task)).supernet()
 
-    def input_shape(self, arch: Mapping[str, Any], task: Task) -> tuple[int, ...]:
+    def input_shape(self, arch: Mapping[str, Any], task: Task | None = None) -> tuple[int, ...]:
         """The shape (without batch) the network of ``arch`` is costed at (mobilenet: the arch's resolution)."""
+        task = self.task_or_default(task)
         if self.has_blueprint:
             return self._blueprint(task).input_shape_of(self.space.validate(arch))
         return tuple(task.input_shape)
 
     def canonical(self, arch: Mapping[str, Any]) -> Arch:
         """The representative of ``arch``'s network: equal for two archs exactly when they build the same network."""
-        a = self.space.validate(arch)
-        if not self.has_blueprint:
-            return a
-        return self._blueprint(self.probe_task).canonical(a)
+        return self.space.canonical(arch)  # a family's space carries its canonical form (``make_space``)
 
     def network_key(self, arch: Mapping[str, Any]) -> str:
         return self.canonical(arch).key
@@ -136,8 +156,8 @@ class Family:
         """A short readable form of an arch."""
         return " ".join(f"{k}={v}" for k, v in arch.items())
 
-    def costs(self, arch: Mapping[str, Any], task: Task, bits: int = 32) -> dict[str, float]:
-        return costs(self.layers(self.space.validate(arch), task), bits=bits)
+    def costs(self, arch: Mapping[str, Any], task: Task | None = None, bits: int = 32) -> dict[str, float]:
+        return costs(self.layers(arch, task), bits=bits)
 
     def arch(self, values: Mapping[str, Any]) -> Arch:
         return self.space.validate(values)

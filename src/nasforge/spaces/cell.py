@@ -7,6 +7,11 @@ most recent states), applies one of M ops to each, and merges them with one of N
 The network around the cell: a 3×3 stem conv (C channels) whose output feeds both cell inputs, the cell, global
 average pooling and a linear classifier. Every conv op is Conv-BN-ReLU with 'same' padding, so all states keep shape
 (C, H, W); ``concat`` joins two states and projects back to C channels with a 1×1 conv and BN.
+
+Module names: ``stem.{0,1,2}``; for hidden layer i, ``l{i}.a`` and ``l{i}.b`` (the two ops, choices of ``l{i}_op_a`` and
+``l{i}_op_b`` reading the state that ``l{i}_in_a`` / ``l{i}_in_b`` picks; a conv op is ``.0`` conv, ``.1`` BN, ``.2``
+ReLU) and ``l{i}.comb`` (the combine op; concat is ``.0`` concat, ``.1`` 1×1 conv, ``.2`` BN); then ``gap``, ``flatten``,
+``head``. The cell's graph is the blueprint's, so the hypernetwork reads cells like every other family.
 """
 
 from __future__ import annotations
@@ -14,10 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-from torch import nn
-
-from ..cost.layers import LayerSpec
+from ..blueprint import BN, Act, Blueprint, Block, Concat, Conv, Flatten, GlobalPool, Identity, Linear, Mul, P, Pool, Sum
 from ..errors import SpaceError
 from ..space import Space
 from .base import MNIST_TASK, Family, Task, register_family
@@ -26,49 +28,29 @@ ALL_OPS = ("identity", "conv3x3", "conv5x5", "dwconv3x3", "maxpool3x3", "conv1x1
 ALL_COMBINES = ("add", "concat", "mul")
 
 
-def _op_layers(op: str, c: int, h: int, w: int, live: int, name: str) -> list[LayerSpec]:
-    s = (c, h, w)
+def _op(op: str, c: int) -> Block | list[Block]:
+    """The blocks of one cell op on C channels (every conv op keeps the shape: 'same' padding, stride 1)."""
     if op == "identity":
-        return []
+        return Identity()
     if op.startswith("conv"):
-        k = int(op[4])
-        return [
-            LayerSpec("conv", s, s, (k, k), name=f"{name}.conv", live=live),
-            LayerSpec("bn", s, s, name=f"{name}.bn", live=live),
-            LayerSpec("act", s, s, name=f"{name}.relu", live=live),
-        ]
+        return [Conv(c, int(op[4])), BN(), Act("relu")]
     if op.startswith("dwconv"):  # depthwise-separable: depthwise k×k, pointwise 1×1
-        k = int(op[6])
-        return [
-            LayerSpec("conv", s, s, (k, k), groups=c, name=f"{name}.dw", live=live),
-            LayerSpec("conv", s, s, (1, 1), name=f"{name}.pw", live=live),
-            LayerSpec("bn", s, s, name=f"{name}.bn", live=live),
-            LayerSpec("act", s, s, name=f"{name}.relu", live=live),
-        ]
-    if op.endswith("pool3x3"):
-        return [LayerSpec("pool", s, s, (3, 3), name=f"{name}.pool", live=live)]
-    raise SpaceError(f"unknown cell op {op!r}; known: {', '.join(ALL_OPS)}")
-
-
-def _op_module(op: str, c: int) -> nn.Module:
-    if op == "identity":
-        return nn.Identity()
-    if op.startswith("conv"):
-        k = int(op[4])
-        return nn.Sequential(nn.Conv2d(c, c, k, padding=k // 2, bias=False), nn.BatchNorm2d(c), nn.ReLU())
-    if op.startswith("dwconv"):
-        k = int(op[6])
-        return nn.Sequential(
-            nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            nn.BatchNorm2d(c),
-            nn.ReLU(),
-        )
+        return [Conv(None, int(op[6]), groups="dw"), Conv(c, 1), BN(), Act("relu")]
     if op == "maxpool3x3":
-        return nn.MaxPool2d(3, 1, 1)
+        return Pool("max", 3, 1, 1)
     if op == "avgpool3x3":
-        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        return Pool("avg", 3, 1, 1, count_include_pad=False)
     raise SpaceError(f"unknown cell op {op!r}; known: {', '.join(ALL_OPS)}")
+
+
+def _combine(comb: str, c: int) -> Block | list[Block]:
+    if comb == "add":
+        return Sum()
+    if comb == "mul":
+        return Mul()
+    if comb == "concat":
+        return [Concat(), Conv(c, 1), BN()]
+    raise SpaceError(f"unknown combine op {comb!r}; known: {', '.join(ALL_COMBINES)}")
 
 
 @register_family("cell")
@@ -127,7 +109,7 @@ class Cell(Family):
                 dims[f"l{i}_in_b"] = (0, 1)
                 dims[f"l{i}_op_b"] = self.op_names
                 dims[f"l{i}_comb"] = self.combine_names
-            self._space = Space(dims)
+            self._space = self.make_space(dims)
         return self._space
 
     def describe(self, arch: Mapping[str, Any]) -> str:
@@ -139,69 +121,23 @@ class Cell(Family):
             )
         return " ".join(parts)
 
-    def layers(self, arch: Mapping[str, Any], task: Task) -> list[LayerSpec]:
-        cin, h, w = task.input_shape
+    def blueprint(self, task: Task) -> Blueprint:
+        if not task.is_image:
+            raise SpaceError(f"the cell family needs image inputs (C, H, W), got input shape {task.input_shape}")
         c = self.C
-        s = (c, h, w)
-        n = c * h * w
-        out = [
-            LayerSpec("conv", (cin, h, w), s, (3, 3), name="stem.conv"),
-            LayerSpec("bn", s, s, name="stem.bn"),
-            LayerSpec("act", s, s, name="stem.relu"),
-        ]
+        bp = Blueprint(task.input_shape)
+        stem = bp.seq("stem", [Conv(c, 3), BN(), Act("relu")])
+        states = [stem, stem]  # both cell inputs are the stem's output
         for i in range(self.L):
-            # while layer i runs, the two candidate states and the first branch's result stay in memory
+            cands = (states[-2], states[-1])
+            branches = []
             for b in ("a", "b"):
-                out += _op_layers(arch[f"l{i}_op_{b}"], c, h, w, live=2 * n, name=f"l{i}.{b}")
-            comb = arch[f"l{i}_comb"]
-            if comb == "concat":
-                out.append(LayerSpec("concat", (2 * c, h, w), (2 * c, h, w), name=f"l{i}.cat", live=n))
-                out.append(LayerSpec("conv", (2 * c, h, w), s, name=f"l{i}.proj", live=n))
-                out.append(LayerSpec("bn", s, s, name=f"l{i}.bn", live=n))
-            else:
-                out.append(LayerSpec(comb, (2 * c, h, w), s, name=f"l{i}.{comb}", live=n))
-        out.append(LayerSpec("pool", s, (c, 1, 1), (h, w), name="gap"))
-        out.append(LayerSpec("linear", (c,), (task.num_classes,), bias=True, name="classifier"))
-        return out
-
-    def build(self, arch: Mapping[str, Any], task: Task) -> nn.Module:
-        return CellNet(self, self.space.validate(arch), task)
-
-
-class CellNet(nn.Module):
-    """Stem, one cell of L hidden layers, global average pooling, linear classifier."""
-
-    def __init__(self, fam: Cell, arch: Mapping[str, Any], task: Task) -> None:
-        super().__init__()
-        c = fam.C
-        self.arch = dict(arch)
-        self.L = fam.L
-        self.stem = nn.Sequential(
-            nn.Conv2d(task.input_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()
-        )
-        self.op_a = nn.ModuleList(_op_module(arch[f"l{i}_op_a"], c) for i in range(fam.L))
-        self.op_b = nn.ModuleList(_op_module(arch[f"l{i}_op_b"], c) for i in range(fam.L))
-        self.proj = nn.ModuleDict(
-            {
-                str(i): nn.Sequential(nn.Conv2d(2 * c, c, 1, bias=False), nn.BatchNorm2d(c))
-                for i in range(fam.L)
-                if arch[f"l{i}_comb"] == "concat"
-            }
-        )
-        self.head = nn.Linear(c, task.num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.stem(x)
-        states = [s, s]
-        for i in range(self.L):
-            a = self.op_a[i](states[-2 + self.arch[f"l{i}_in_a"]])
-            b = self.op_b[i](states[-2 + self.arch[f"l{i}_in_b"]])
-            comb = self.arch[f"l{i}_comb"]
-            if comb == "add":
-                y = a + b
-            elif comb == "mul":
-                y = a * b
-            else:
-                y = self.proj[str(i)](torch.cat([a, b], 1))
-            states.append(y)
-        return self.head(states[-1].mean((2, 3)))
+                pick = P(lambda v, cands=cands: cands[v], f"l{i}_in_{b}")  # which of the two newest states
+                ops = {op: _op(op, c) for op in self.op_names}
+                branches.append(bp.choice(f"l{i}.{b}", f"l{i}_op_{b}", ops, inputs=pick))
+            combs = {cb: _combine(cb, c) for cb in self.combine_names}
+            states.append(bp.choice(f"l{i}.comb", f"l{i}_comb", combs, inputs=branches))
+        bp.add("gap", GlobalPool())
+        bp.add("flatten", Flatten())
+        bp.add("head", Linear(task.num_classes))
+        return bp

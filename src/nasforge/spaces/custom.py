@@ -67,11 +67,12 @@ class BuilderFamily(Family):
             return {"import": self.ref}
         return {"name": self.name, "loadable": False}
 
-    def build(self, arch: Mapping[str, Any], task: Task) -> nn.Module:
-        return self.builder(self.space.validate(arch), task)
+    def build(self, arch: Mapping[str, Any], task: Task | None = None) -> nn.Module:
+        return self.builder(self.space.validate(arch), self.task_or_default(task))
 
-    def layers(self, arch: Mapping[str, Any], task: Task) -> list[LayerSpec]:
+    def layers(self, arch: Mapping[str, Any], task: Task | None = None) -> list[LayerSpec]:
         a = self.space.validate(arch)
+        task = self.task_or_default(task)
         k = (a.key, tuple(task.input_shape))
         if k not in self._layers:
             self._layers[k] = trace_layers(self.builder(a, task), task.input_shape)

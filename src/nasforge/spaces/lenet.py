@@ -2,6 +2,8 @@
 
 conv(c1, k1) - ReLU - maxpool 2 - conv(c2, k2) - ReLU - maxpool 2 - fc1 - ReLU - fc2 - ReLU - fc(classes),
 no padding, biases everywhere, as the classic PyTorch MNIST LeNet. Under the 0.05 MiB fp32 limit 17 archs fit.
+Module names: conv1, relu1, pool1, conv2, relu2, pool2, flatten, fc1, relu_fc1, fc2, relu_fc2, fc3. An input too
+small for an arch's kernels is a one-line error naming the layer.
 """
 
 from __future__ import annotations
@@ -9,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torch import nn
-
-from ..cost.layers import LayerSpec, conv_out
+from ..blueprint import Act, Blueprint, Conv, Flatten, Linear, P, Pool
 from ..errors import SpaceError
 from ..space import Space
 from .base import MNIST_TASK, Family, Task, register_family
@@ -40,65 +40,29 @@ class LeNet(Family):
     @property
     def space(self) -> Space:
         if self._space is None:
-            self._space = Space(self.dims)
+            self._space = self.make_space(self.dims)
             if set(self._space.names) != set(PRACTICE_DIMS):
                 raise SpaceError(f"lenet dims must be exactly {sorted(PRACTICE_DIMS)}")
         return self._space
 
     def describe(self, arch: Mapping[str, Any]) -> str:
         a = arch
-        return (
-            f"c{a['conv1_ch']}k{a['conv1_k']}-c{a['conv2_ch']}k{a['conv2_k']}-fc{a['fc1']}-{a['fc2']}"
-        )
+        return f"c{a['conv1_ch']}k{a['conv1_k']}-c{a['conv2_ch']}k{a['conv2_k']}-fc{a['fc1']}-{a['fc2']}"
 
-    def _shapes(self, arch: Mapping[str, Any], task: Task) -> tuple[int, int, int]:
-        c, h, w = task.input_shape
-        h1, w1 = conv_out(h, arch["conv1_k"]) // 2, conv_out(w, arch["conv1_k"]) // 2
-        h2, w2 = conv_out(h1, arch["conv2_k"]) // 2, conv_out(w1, arch["conv2_k"]) // 2
-        if min(h1, w1, h2, w2) < 1:
-            raise SpaceError(f"lenet {self.describe(arch)}: input {task.input_shape} is too small for its kernels")
-        return h2, w2, arch["conv2_ch"] * h2 * w2
-
-    def layers(self, arch: Mapping[str, Any], task: Task) -> list[LayerSpec]:
-        a = arch
-        c, h, w = task.input_shape
-        self._shapes(a, task)
-        c1, k1, c2, k2 = a["conv1_ch"], a["conv1_k"], a["conv2_ch"], a["conv2_k"]
-        out: list[LayerSpec] = []
-        h1, w1 = conv_out(h, k1), conv_out(w, k1)
-        out.append(LayerSpec("conv", (c, h, w), (c1, h1, w1), (k1, k1), bias=True, name="conv1"))
-        out.append(LayerSpec("act", (c1, h1, w1), (c1, h1, w1), name="relu1"))
-        p1 = (c1, h1 // 2, w1 // 2)
-        out.append(LayerSpec("pool", (c1, h1, w1), p1, (2, 2), 2, name="pool1"))
-        h2, w2 = conv_out(p1[1], k2), conv_out(p1[2], k2)
-        out.append(LayerSpec("conv", p1, (c2, h2, w2), (k2, k2), bias=True, name="conv2"))
-        out.append(LayerSpec("act", (c2, h2, w2), (c2, h2, w2), name="relu2"))
-        p2 = (c2, h2 // 2, w2 // 2)
-        out.append(LayerSpec("pool", (c2, h2, w2), p2, (2, 2), 2, name="pool2"))
-        flat = c2 * p2[1] * p2[2]
-        out.append(LayerSpec("reshape", p2, (flat,), name="flatten"))
-        prev = flat
-        for i, n in enumerate((a["fc1"], a["fc2"]), 1):
-            out.append(LayerSpec("linear", (prev,), (n,), bias=True, name=f"fc{i}"))
-            out.append(LayerSpec("act", (n,), (n,), name=f"relu_fc{i}"))
-            prev = n
-        out.append(LayerSpec("linear", (prev,), (task.num_classes,), bias=True, name="fc3"))
-        return out
-
-    def build(self, arch: Mapping[str, Any], task: Task) -> nn.Module:
-        a = self.space.validate(arch)
-        _, _, flat = self._shapes(a, task)
-        return nn.Sequential(
-            nn.Conv2d(task.input_shape[0], a["conv1_ch"], a["conv1_k"]),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(a["conv1_ch"], a["conv2_ch"], a["conv2_k"]),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(flat, a["fc1"]),
-            nn.ReLU(),
-            nn.Linear(a["fc1"], a["fc2"]),
-            nn.ReLU(),
-            nn.Linear(a["fc2"], task.num_classes),
-        )
+    def blueprint(self, task: Task) -> Blueprint:
+        if not task.is_image:
+            raise SpaceError(f"lenet needs image inputs (C, H, W), got input shape {task.input_shape} ({task.dtype})")
+        bp = Blueprint(task.input_shape)
+        bp.add("conv1", Conv(P("conv1_ch"), P("conv1_k"), pad=0, bias=True))
+        bp.add("relu1", Act("relu"))
+        bp.add("pool1", Pool("max", 2))
+        bp.add("conv2", Conv(P("conv2_ch"), P("conv2_k"), pad=0, bias=True))
+        bp.add("relu2", Act("relu"))
+        bp.add("pool2", Pool("max", 2))
+        bp.add("flatten", Flatten())
+        bp.add("fc1", Linear(P("fc1")))
+        bp.add("relu_fc1", Act("relu"))
+        bp.add("fc2", Linear(P("fc2")))
+        bp.add("relu_fc2", Act("relu"))
+        bp.add("fc3", Linear(task.num_classes))
+        return bp

@@ -25,26 +25,28 @@ counts distinct networks; ``features(arch)`` is Once-for-All's predictor encodin
 slot, zeros for a skipped slot, plus resolution and width).
 
 Resolution. The arch's ``resolution`` R replaces the task's H×W: the network is costed (``layers``) at R×R and expects
-R×R inputs; its ``forward`` first resizes any other input bilinearly to R×R (a no-op at R), so that it trains on a data
-set of another size exactly as its costs say. Only the task's channel count and class count are used;
+R×R inputs; its first module (``resize``) resizes any other input bilinearly to R×R (a no-op at R), so that it trains
+on a data set of another size exactly as its costs say. Only the task's channel count and class count are used;
 ``input_shape(arch, task)`` gives the (C, R, R) a caller should feed.
+
+Module names: ``resize``, ``stem.{0,1,2}``, ``first.depthwise.*``, ``first.project.*`` (``first.add`` at width 0.5),
+``stages.{i}.{j}.expand_conv.*``, ``.depthwise.*``, ``.project.*``, ``.add``, then ``head.*``, ``pool``, ``flatten``,
+``classifier``. The network is one blueprint; the depth dimension makes the blocks beyond a stage's depth inactive,
+which is what makes their kernel and expand dimensions unread (so ``canonical`` drops them) and what the supernet
+turns into elastic depth.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from ..cost.layers import LayerSpec
+from ..blueprint import Blueprint, Flatten, GlobalPool, Linear, P, Resize
+from ..blueprint.macros import conv_bn_act, make_divisible, mbconv
 from ..errors import SpaceError
-from ..nn.ops import ConvBNAct, MBConv, conv_bn_act_specs, make_divisible, mbconv_specs
-from ..space import Arch, Space
+from ..space import Space
 from .base import Family, Task, register_family
 
 DEFAULT_STAGES: tuple[tuple[int, int], ...] = ((24, 2), (40, 2), (80, 2), (96, 1), (160, 2))
@@ -60,12 +62,6 @@ DEFAULTS: dict[str, Any] = {
     "head": 640,
     "act": "relu6",
 }
-
-
-@lru_cache(maxsize=65536)
-def _block_specs(in_shape: tuple[int, int, int], out_ch: int, k: int, s: int, e: int, name: str) -> tuple:
-    # blocks repeat across archs (TinyNAS costs thousands of them): cache their specs, which are frozen
-    return tuple(mbconv_specs(in_shape, out_ch, k, s, e, name=name))
 
 
 @register_family("mobilenet")
@@ -92,10 +88,9 @@ class MobileNet(Family):
         given = {
             "stages": stages, "depths": depths, "kernels": kernels, "expands": expands, "widths": widths,
             "resolutions": resolutions, "stem": stem, "first": first, "head": head, "act": act,
-        }
+        }  # fmt: skip
         self._cfg = {k: v for k, v in given.items() if v is not None}
         self._space: Space | None = None
-        self._valid: set[Arch] = set()  # archs already checked, so layers() after costs() does not re-check
 
     # --- configuration ------------------------------------------------------------------------------------------
     def _get(self, name: str) -> Any:
@@ -119,8 +114,8 @@ class MobileNet(Family):
     def config(self) -> dict[str, Any]:
         cfg = {}
         for k, v in self._cfg.items():
-            cfg[k] = [list(x) for x in v] if k == "stages" else (list(v) if isinstance(v, Sequence)
-                                                                 and not isinstance(v, str) else v)
+            seq = isinstance(v, Sequence) and not isinstance(v, str)
+            cfg[k] = [list(x) for x in v] if k == "stages" else (list(v) if seq else v)
         return cfg
 
     @property
@@ -131,13 +126,17 @@ class MobileNet(Family):
                 raise SpaceError(f"mobilenet depths must be positive, got {list(self._get('depths'))}")
             if any(int(k) % 2 != 1 for k in self._get("kernels")):
                 raise SpaceError(f"mobilenet kernels must be odd, got {list(self._get('kernels'))}")
+            if any(int(e) < 1 for e in self._get("expands")) or (
+                1 in self._get("expands") and len(self._get("expands")) > 1
+            ):
+                raise SpaceError(f"mobilenet expands must be >= 1, and 1 only alone, got {list(self._get('expands'))}")
             dims: dict[str, Any] = {"resolution": tuple(self._get("resolutions")), "width": tuple(self._get("widths"))}
             for i in range(len(self.stages)):
                 dims[f"s{i}_d"] = tuple(self._get("depths"))
                 for j in range(self.max_depth):
                     dims[f"s{i}_b{j}_k"] = tuple(self._get("kernels"))
                     dims[f"s{i}_b{j}_e"] = tuple(self._get("expands"))
-            self._space = Space(dims)
+            self._space = self.make_space(dims)
         return self._space
 
     @property
@@ -147,68 +146,55 @@ class MobileNet(Family):
         per_stage = sum(ke ** int(d) for d in self._get("depths"))
         return len(self._get("widths")) * len(self._get("resolutions")) * per_stage ** len(self.stages)
 
-    # --- arch helpers -------------------------------------------------------------------------------------------
-    def _check(self, arch: Mapping[str, Any]) -> Arch:
-        """The arch as an ``Arch`` of this space, or a one-line ``SpaceError`` saying what does not fit."""
-        if isinstance(arch, Arch) and arch in self._valid:
-            return arch
-        if not isinstance(arch, Mapping):
-            raise SpaceError(f"a mobilenet arch must be a mapping, got {type(arch).__name__}")
-        sp = self.space
-        unknown = [k for k in arch if k not in sp.dims]
-        missing = [k for k in sp.names if k not in arch]
-        if unknown or missing:
-            what = f"unknown dimensions {unknown[:4]}" if unknown else f"missing dimensions {missing[:4]}"
-            raise SpaceError(
-                f"not a mobilenet arch ({what}); build it with family.arch(...) or sample it from family.space"
-            )
-        vals = {}
-        for k in sp.names:
-            try:
-                # the space's own value, so that width=1 and width=1.0 give the same arch and key
-                vals[k] = sp.dims[k].values[sp.dims[k].index(arch[k])]
-            except SpaceError:
-                raise SpaceError(f"mobilenet {k}={arch[k]!r} is not one of {list(sp.dims[k].values)}") from None
-        a = Arch(vals)
-        if len(self._valid) > 4096:
-            self._valid.clear()
-        self._valid.add(a)
-        return a
+    # --- the network, declared once -----------------------------------------------------------------------------
+    def blueprint(self, task: Task) -> Blueprint:
+        if not task.is_image:
+            raise SpaceError(f"the mobilenet family needs an image task (C, H, W), got input shape {task.input_shape}")
+        c_in, act = task.input_shape[0], self._get("act")
 
-    def arch(self, values: Mapping[str, Any]) -> Arch:
-        return self._check(values)
+        def width(base: int) -> P:  # a fixed base width at the arch's width multiplier
+            def channels(w: float) -> int:
+                return make_divisible(base * float(w))
 
+            return P(channels, "width")
+
+        bp = Blueprint(P(lambda r: (c_in, int(r), int(r)), "resolution"))
+        bp.add("resize", Resize(P("resolution")))
+        stem, first = width(self._get("stem")), width(self._get("first"))
+        conv_bn_act(bp, "stem", stem, 3, 2, act=act)
+        c = mbconv(bp, "first", stem, first, 3, 1, 1, act=act)
+        prev = first
+        for i, ((base, stride), ch) in enumerate(zip(self.stages, [width(b) for b, _ in self.stages], strict=True)):
+            for j in range(self.max_depth):
+                # blocks a stage may skip are conditional on its depth (elastic depth: keep the first d blocks)
+                when = () if j < min(self._get("depths")) else (P(lambda d, j=j: j < d, f"s{i}_d"),)
+                c = mbconv(bp, f"stages.{i}.{j}", prev, ch, P(f"s{i}_b{j}_k"), stride if j == 0 else 1,
+                           P(f"s{i}_b{j}_e"), act=act, inputs=c, when=when)  # fmt: skip
+                prev = ch
+        conv_bn_act(bp, "head", width(self._get("head")), 1, act=act)
+        bp.add("pool", GlobalPool())
+        bp.add("flatten", Flatten())
+        bp.add("classifier", Linear(task.num_classes))
+        return bp
+
+    # --- readable forms -----------------------------------------------------------------------------------------
     def blocks(self, arch: Mapping[str, Any]) -> list[list[tuple[int, int]]]:
         """Per stage, the (kernel, expand) of its used blocks."""
-        a = self._check(arch)
+        a = self.space.validate(arch)
         return [
             [(a[f"s{i}_b{j}_k"], a[f"s{i}_b{j}_e"]) for j in range(a[f"s{i}_d"])] for i in range(len(self.stages))
         ]
 
-    def canonical(self, arch: Mapping[str, Any]) -> Arch:
-        """The representative of ``arch``'s network: slots beyond each stage's depth set to the first choice."""
-        a = self._check(arch)
-        k0, e0 = self.space.dims["s0_b0_k"].values[0], self.space.dims["s0_b0_e"].values[0]
-        out = dict(a)
-        for i in range(len(self.stages)):
-            for j in range(a[f"s{i}_d"], self.max_depth):
-                out[f"s{i}_b{j}_k"], out[f"s{i}_b{j}_e"] = k0, e0
-        return Arch(out)
-
-    def network_key(self, arch: Mapping[str, Any]) -> str:
-        """Equal for two archs exactly when they build the same network."""
-        return self.canonical(arch).key
-
     def describe(self, arch: Mapping[str, Any]) -> str:
         """``r128 w0.75 | k3e4 k5e6 | k7e3 k3e3 k5e4 | ...``: one group of used blocks per stage."""
-        a = self._check(arch)
+        a = self.space.validate(arch)
         stages = " | ".join(" ".join(f"k{k}e{e}" for k, e in st) for st in self.blocks(a))
         return f"r{a['resolution']} w{a['width']} | {stages}"
 
     def features(self, arch: Mapping[str, Any]) -> np.ndarray:
         """Once-for-All's accuracy-predictor encoding: per block slot the kernel and expand one-hots (all zeros for a
         skipped slot), then the resolution and width one-hots. Equal networks give equal vectors."""
-        a = self._check(arch)
+        a = self.space.validate(arch)
         ks, es = self.space.dims["s0_b0_k"].values, self.space.dims["s0_b0_e"].values
         parts: list[np.ndarray] = []
         for i in range(len(self.stages)):
@@ -224,7 +210,6 @@ class MobileNet(Family):
             parts.append(v)
         return np.concatenate(parts)
 
-    # --- shapes -------------------------------------------------------------------------------------------------
     def channels(self, arch: Mapping[str, Any]) -> dict[str, Any]:
         """The actual channel counts at the arch's width: stem, first, per-stage, head."""
         w = float(arch["width"])
@@ -234,70 +219,3 @@ class MobileNet(Family):
             "stages": [make_divisible(c * w) for c, _ in self.stages],
             "head": make_divisible(self._get("head") * w),
         }
-
-    def input_shape(self, arch: Mapping[str, Any], task: Task) -> tuple[int, int, int]:
-        """The (C, R, R) input the network is costed at: the task's channels at the arch's resolution."""
-        if len(task.input_shape) != 3:
-            raise SpaceError(f"the mobilenet family needs an image task (C, H, W), got input shape {task.input_shape}")
-        r = int(arch["resolution"])
-        return (task.input_shape[0], r, r)
-
-    def layers(self, arch: Mapping[str, Any], task: Task) -> list[LayerSpec]:
-        a = self._check(arch)
-        ch = self.channels(a)
-        x = self.input_shape(a, task)
-        out = conv_bn_act_specs(x, ch["stem"], 3, 2, name="stem")
-        x = out[-1].out_shape
-        out += _block_specs(x, ch["first"], 3, 1, 1, "first")
-        x = out[-1].out_shape
-        for i, ((_, stride), c) in enumerate(zip(self.stages, ch["stages"], strict=True)):
-            for j in range(a[f"s{i}_d"]):
-                out += _block_specs(x, c, a[f"s{i}_b{j}_k"], stride if j == 0 else 1, a[f"s{i}_b{j}_e"], f"s{i}.b{j}")
-                x = out[-1].out_shape
-        out += conv_bn_act_specs(x, ch["head"], 1, name="head")
-        c, h, w = out[-1].out_shape
-        out.append(LayerSpec("pool", (c, h, w), (c, 1, 1), (h, w), name="pool"))
-        out.append(LayerSpec("reshape", (c, 1, 1), (c,), name="flatten"))
-        out.append(LayerSpec("linear", (c,), (task.num_classes,), bias=True, name="classifier"))
-        return out
-
-    def build(self, arch: Mapping[str, Any], task: Task) -> nn.Module:
-        a = self._check(arch)
-        self.input_shape(a, task)
-        return MobileNetNet(self, a, task)
-
-
-class MobileNetNet(nn.Module):
-    """The network of one mobilenet arch; ``stages[i]`` is the ``nn.Sequential`` of stage i's MBConv blocks."""
-
-    def __init__(self, fam: MobileNet, arch: Arch, task: Task) -> None:
-        super().__init__()
-        ch = fam.channels(arch)
-        act = fam._get("act")
-        self.resolution = int(arch["resolution"])
-        self.stem = ConvBNAct(task.input_shape[0], ch["stem"], 3, 2, act=act)
-        self.first = MBConv(ch["stem"], ch["first"], 3, 1, 1, act=act)
-        stages = []
-        c_in = ch["first"]
-        for i, ((_, stride), c) in enumerate(zip(fam.stages, ch["stages"], strict=True)):
-            blocks = []
-            for j in range(arch[f"s{i}_d"]):
-                blocks.append(MBConv(c_in, c, arch[f"s{i}_b{j}_k"], stride if j == 0 else 1, arch[f"s{i}_b{j}_e"],
-                                     act=act))
-                c_in = c
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.ModuleList(stages)
-        self.head = ConvBNAct(c_in, ch["head"], 1, act=act)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Linear(ch["head"], task.num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.resolution
-        if x.shape[-2:] != (r, r):
-            # the arch's resolution is part of the arch: other inputs are resized to it (see the module docstring)
-            x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
-        x = self.first(self.stem(x))
-        for stage in self.stages:
-            x = stage(x)
-        return self.classifier(self.flatten(self.pool(self.head(x))))

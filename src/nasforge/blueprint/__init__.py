@@ -1,0 +1,26 @@
+"""One description per family: a ``Blueprint`` of blocks, from which layers, network, graph, canonical form and
+supernet are all derived (see ``core.py``)."""
+
+from .blocks import (
+    BN,
+    Act,
+    Block,
+    Concat,
+    Conv,
+    Flatten,
+    GlobalPool,
+    Identity,
+    Linear,
+    Mul,
+    Pool,
+    Resize,
+    Sum,
+    Zero,
+)
+from .core import INPUT, Blueprint, Bound, Node, Prim
+from .params import P
+
+__all__ = [
+    "BN", "INPUT", "Act", "Block", "Blueprint", "Bound", "Concat", "Conv", "Flatten", "GlobalPool", "Identity",
+    "Linear", "Mul", "Node", "P", "Pool", "Prim", "Resize", "Sum", "Zero",
+]  # fmt: skip

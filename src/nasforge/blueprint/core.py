@@ -1,0 +1,417 @@
+"""``Blueprint``: a family's network declared once, as an ordered graph of blocks. Torch-free.
+
+A blueprint is a list of named nodes in execution order. A node is
+
+- a block (``add``), or a chain of blocks named ``name.0``, ``name.1``, ... (``seq``), or
+- a *choice* (``choice``): a space dimension picks one of several chains of blocks (an op on a cell edge, a combine
+  op); a one-block candidate is named ``name``, a longer one ``name.0``, ``name.1``, ...
+
+Its inputs are earlier node names (``"input"`` is the network input), or a ``P`` that picks one by the arch (a cell's
+input choice). ``when`` (a ``P`` or a tuple of them, all true) makes a node conditional: an inactive node passes its
+first input on (elastic depth: a stage keeps its first d blocks). Block parameters are constants or ``P``s.
+
+Everything else is derived per arch by ``bind``: which nodes run, their parameters, input and output shapes. From it:
+``layers`` (LayerSpecs with exact shapes; ``live`` from the network's own liveness), ``graph`` (an ``OpGraph`` whose
+node names are module names), ``canonical`` (dimensions that no running node reads are set to their first value) and,
+with torch, ``build`` and ``supernet`` (``net.py``, ``supernet.py``). The output is the last node.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..cost.layers import LayerSpec
+from ..errors import SpaceError
+from ..graph import OpGraph
+from ..space import Arch, Space
+from .blocks import Block, Shape
+from .params import P, dims_of, resolve
+
+INPUT = "input"
+
+
+@dataclass
+class Node:
+    """One declared node: a chain of blocks, or one chain per value of the choice dimension ``dim``."""
+
+    name: str
+    chains: tuple[tuple[Block, ...], ...]
+    names: tuple[tuple[str, ...], ...]  # the module name of every block of every chain
+    inputs: tuple[str | P, ...]
+    when: tuple[P, ...] = ()
+    dim: str | None = None
+    values: tuple[Any, ...] = ()  # a choice's dimension values, in the order of ``chains``
+
+
+@dataclass
+class Prim:
+    """One block that runs for a given arch, with everything resolved. Tensor 0 is the input; prim i makes i + 1."""
+
+    name: str
+    block: Block
+    p: dict[str, Any]
+    inputs: tuple[int, ...]
+    in_shapes: tuple[Shape, ...]
+    out_shape: Shape
+    node: int  # index of the declared node
+    chain: int
+    pos: int
+    specs: tuple[LayerSpec, ...] = ()  # with ``live`` = 0; ``Blueprint.layers`` adds the liveness
+
+
+@dataclass
+class Bound:
+    """A blueprint bound to one arch: the blocks that run, in order, and the input shape."""
+
+    prims: list[Prim]
+    input_shape: Shape
+    output: int  # the tensor the network returns
+
+
+def _conds(when: P | Sequence[P] | None) -> tuple[P, ...]:
+    if when is None:
+        return ()
+    return (when,) if isinstance(when, P) else tuple(when)
+
+
+class Blueprint:
+    """See the module docstring. Declare with ``add``/``seq``/``choice``; ``freeze(space)`` checks and compiles."""
+
+    def __init__(self, input_shape: Sequence[int] | P) -> None:
+        self.input_shape = input_shape if isinstance(input_shape, P) else tuple(int(s) for s in input_shape)
+        self.nodes: list[Node] = []
+        self.space: Space | None = None
+        self._names: set[str] = {INPUT}
+        self._cache: dict[tuple, tuple[Shape, tuple[LayerSpec, ...]]] = {}
+
+    # --- declaring ----------------------------------------------------------------------------------------------
+    def _inputs(self, inputs: str | P | Sequence[str | P] | None) -> tuple[str | P, ...]:
+        if inputs is None:
+            return (self.nodes[-1].name if self.nodes else INPUT,)
+        if isinstance(inputs, str | P):
+            return (inputs,)
+        return tuple(inputs)
+
+    def _add(self, node: Node) -> str:
+        if self.space is not None:
+            raise SpaceError("a frozen blueprint cannot take more nodes")
+        new = {node.name, *itertools.chain.from_iterable(node.names)}
+        taken = sorted(new & self._names)
+        if taken:
+            raise SpaceError(f"blueprint node name {taken[0]!r} is used twice")
+        self._names |= new
+        self.nodes.append(node)
+        return node.name
+
+    def add(self, name: str, block: Block, inputs=None, when=None) -> str:
+        """One block named ``name``; inputs default to the previous node."""
+        return self._add(Node(name, ((block,),), ((name,),), self._inputs(inputs), _conds(when)))
+
+    def seq(self, name: str, blocks: Sequence[Block], inputs=None, when=None) -> str:
+        """A chain of blocks named ``name.0``, ``name.1``, ... (one node per block); returns the last name."""
+        last = None
+        for i, b in enumerate(blocks):
+            last = self.add(f"{name}.{i}", b, inputs if i == 0 else None, when)
+        if last is None:
+            raise SpaceError(f"blueprint sequence {name!r} has no blocks")
+        return last
+
+    def choice(self, name: str, dim: str, candidates: Mapping[Any, Block | Sequence[Block]], inputs=None,
+               when=None) -> str:  # fmt: skip
+        """Dimension ``dim`` picks one candidate chain; returns ``name`` (the chosen chain's output)."""
+        values, chains, names = [], [], []
+        for v, c in candidates.items():
+            chain = (c,) if isinstance(c, Block) else tuple(c)
+            if not chain:
+                raise SpaceError(f"choice {name!r}: candidate {v!r} has no blocks")
+            values.append(v)
+            chains.append(chain)
+            names.append((name,) if len(chain) == 1 else tuple(f"{name}.{i}" for i in range(len(chain))))
+        node = Node(name, tuple(chains), tuple(names), self._inputs(inputs), _conds(when), dim, tuple(values))
+        return self._add(node)
+
+    # --- checking and compiling ---------------------------------------------------------------------------------
+    def freeze(self, space: Space) -> Blueprint:
+        """Check the declaration against ``space`` (names, inputs, dimensions, choice values) and compile it."""
+        if self.space is not None:
+            return self
+        if not self.nodes:
+            raise SpaceError("a blueprint needs at least one node")
+        known = {INPUT}
+        for node in self.nodes:
+            self._check_node(node, space, known)
+            known.add(node.name)
+        self.space = space
+        self._always = self._always_read()
+        self._conds: list[tuple[P, ...]] = []
+        self._cond_ids: dict[tuple[int, ...], int] = {}
+        self._plan = [self._compile(node) for node in self.nodes]
+        # for ``canonical``: the dimensions each condition's nodes read, and each choice's per-candidate dimensions
+        by_cond: dict[int, set[str]] = {}
+        self._choice_dims = []
+        for (_, _, _, cond, dim, _, chains), node in zip(self._plan, self.nodes, strict=True):
+            if dim is not None:
+                self._choice_dims.append((cond, dim, [frozenset(x for b in ch for x in b.dims) for ch in node.chains]))
+            elif cond >= 0:
+                by_cond.setdefault(cond, set()).update(x for ch in node.chains for b in ch for x in b.dims)
+        self._cond_dims = [(self._conds[c], frozenset(dims)) for c, dims in by_cond.items()]
+        first = self.nodes[0]
+        # a plain chain (every node reads the one before, nothing conditional): nothing is ever live besides a
+        # layer's own input, so ``layers`` skips the liveness pass
+        self._is_chain = all(
+            not node.when and len(node.inputs) == 1 and node.inputs[0] == (self.nodes[k - 1].name if k else INPUT)
+            for k, node in enumerate(self.nodes)
+        ) and not isinstance(first.inputs[0], P)
+        # a chain without choices is one list of blocks: the tightest loop (the practice's LeNet is one)
+        self._flat = [c[0][0] for *_, c in self._plan] if self._is_chain and all(
+            n.dim is None for n in self.nodes) else None
+        self._flat_cache: dict[tuple, tuple[Shape, tuple[LayerSpec, ...]]] = {}
+        self._live_cache: dict[tuple[int, int], tuple[LayerSpec, ...]] = {}
+        return self
+
+    def _compile(self, node: Node) -> tuple:
+        """The node as plain tuples, for the per-arch fast path of ``layers`` (it runs for every arch a study meets)."""
+        pos = None if node.dim is None else self.space.dims[node.dim]._pos  # type: ignore[union-attr]
+        chains = tuple(tuple((b, _getter(b), nm) for b, nm in zip(ch, names, strict=True))
+                       for ch, names in zip(node.chains, node.names, strict=True))  # fmt: skip
+        # nodes that share a condition (every node of one block) share its evaluation
+        cond = -1
+        if node.when:
+            ids = tuple(id(c) for c in node.when)
+            cond = self._cond_ids.setdefault(ids, len(self._conds))
+            if cond == len(self._conds):
+                self._conds.append(node.when)
+        single = len(node.inputs) == 1 and type(node.inputs[0]) is str
+        return node.name, node.inputs, single, cond, node.dim, pos, chains
+
+    def _check_node(self, node: Node, space: Space, known: set[str]) -> None:
+        where = f"blueprint node {node.name!r}"
+        dims = dims_of(*node.inputs, *node.when) | {b_d for ch in node.chains for b in ch for b_d in b.dims}
+        if node.dim is not None:
+            dims.add(node.dim)
+        missing = sorted(d for d in dims if d not in space.dims)
+        if missing:
+            raise SpaceError(f"{where} reads dimensions the space lacks: {missing}")
+        for i in node.inputs:
+            names = i.values(space) if isinstance(i, P) else [i]
+            bad = [n for n in names if n not in known]
+            if bad:
+                raise SpaceError(f"{where}: input {bad[0]!r} is not an earlier node")
+        if node.dim is not None:
+            want = list(space.dims[node.dim].values)
+            order = []
+            for v in want:
+                hits = [k for k, x in enumerate(node.values) if x == v and type(x) is type(v)]
+                if not hits:
+                    raise SpaceError(f"{where}: no candidate for {node.dim}={v!r}")
+                order.append(hits[0])
+            if len(node.values) != len(want):
+                extra = [x for x in node.values if x not in want]
+                raise SpaceError(f"{where}: candidates {extra} are not values of {node.dim}")
+            # chains in the order of the dimension's values, so that Choice.index finds them
+            node.chains = tuple(node.chains[k] for k in order)
+            node.names = tuple(node.names[k] for k in order)
+            node.values = tuple(want)
+
+    def _always_read(self) -> frozenset[str]:
+        """Dimensions every arch's network reads, whatever the arch (conditions are always evaluated)."""
+        out: set[str] = set()
+        for node in self.nodes:
+            out |= dims_of(*node.inputs, *node.when)
+            if node.dim is not None:
+                out.add(node.dim)
+            if not node.when:
+                common = set.intersection(*({d for b in ch for d in b.dims} for ch in node.chains))
+                out |= common
+        return frozenset(out)
+
+    # --- per arch -----------------------------------------------------------------------------------------------
+    def input_shape_of(self, arch: Mapping[str, Any]) -> Shape:
+        return tuple(resolve(self.input_shape, arch))
+
+    def bind(self, arch: Mapping[str, Any]) -> Bound:
+        """The blocks that run for ``arch`` with parameters and shapes (``SpaceError`` if a shape does not fit)."""
+        sp = self._space()
+        shapes: list[Shape] = [self.input_shape_of(arch)]
+        where: dict[str, int] = {INPUT: 0}
+        prims: list[Prim] = []
+        cache = self._cache
+        for ni, node in enumerate(self.nodes):
+            ins = tuple(where[i(arch) if type(i) is P else i] for i in node.inputs)
+            if node.when and not all(c(arch) for c in node.when):
+                where[node.name] = ins[0]
+                continue
+            ci = 0 if node.dim is None else sp.dims[node.dim].index(arch[node.dim])
+            for pos, (block, name) in enumerate(zip(node.chains[ci], node.names[ci], strict=True)):
+                raw = tuple(arch[k] for k in block.key_dims)
+                in_shapes = tuple(shapes[t] for t in ins)
+                hit = cache.get((block, in_shapes, raw))
+                if hit is None:
+                    hit = self._price(block, in_shapes, raw, name, arch)
+                p = block.resolve(arch)
+                prims.append(Prim(name, block, p, ins, in_shapes, hit[0], ni, ci, pos, hit[1]))
+                shapes.append(hit[0])
+                ins = (len(shapes) - 1,)
+            where[node.name] = ins[0]
+        return Bound(prims, shapes[0], where[self.nodes[-1].name])
+
+    def _space(self) -> Space:
+        if self.space is None:
+            raise SpaceError("the blueprint is not frozen: call freeze(space) first")
+        return self.space
+
+    def layers(self, arch: Mapping[str, Any]) -> list[LayerSpec]:
+        """Every layer that runs, with exact shapes; ``live`` counts the other tensors a later layer still needs.
+
+        The same walk as ``bind`` without building ``Prim``s, with each block's layers cached by its input shapes and
+        the values of the dimensions it reads: a study prices every arch it meets with this.
+        """
+        self._space()
+        d = arch._d if type(arch) is Arch else dict(arch)  # plain dict lookups: this loop is the hot path
+        if self._flat is not None:
+            return self._flat_layers(d)
+        cache = self._cache
+        ok = [all(c(d) for c in when) for when in self._conds]
+        shapes: dict[str, Shape] = {INPUT: self.input_shape_of(d)}
+        alias: dict[str, str] = {}
+        per_prim: list[tuple[tuple[LayerSpec, ...], tuple[str, ...], str]] = []
+        for name, inputs, single, cond, dim, pos, chains in self._plan:
+            if single:
+                ins = (alias.get(inputs[0], inputs[0]),)
+            else:
+                ins = tuple(alias.get(x, x) for x in ((i(d) if type(i) is P else i) for i in inputs))
+            if cond >= 0 and not ok[cond]:
+                alias[name] = ins[0]
+                continue
+            chain = chains[0] if dim is None else chains[pos[(isinstance(d[dim], bool), d[dim])]]
+            for block, get, pname in chain:
+                raw = get(d) if get is not None else ()
+                in_shapes = (shapes[ins[0]],) if len(ins) == 1 else tuple(shapes[x] for x in ins)
+                hit = cache.get((block, in_shapes, raw))
+                if hit is None:
+                    hit = self._price(block, in_shapes, raw, pname, d)
+                shapes[pname] = hit[0]
+                per_prim.append((hit[1], ins, pname))
+                ins = (pname,)
+            if ins[0] != name:
+                alias[name] = ins[0]
+        if self._is_chain:
+            return [s for specs, _, _ in per_prim for s in specs]
+        return _with_liveness(per_prim, shapes, alias.get(self.nodes[-1].name, self.nodes[-1].name), self._live_cache)
+
+    def _flat_layers(self, d: dict[str, Any]) -> list[LayerSpec]:
+        cache = self._flat_cache
+        shape = self.input_shape_of(d)
+        out: list[LayerSpec] = []
+        for block, get, name in self._flat:  # type: ignore[union-attr]
+            raw = get(d) if get is not None else ()
+            hit = cache.get((block, shape, raw))
+            if hit is None:
+                hit = cache[(block, shape, raw)] = self._price(block, (shape,), raw, name, d)
+            shape = hit[0]
+            out += hit[1]
+        return out
+
+    def _price(self, block: Block, in_shapes: tuple[Shape, ...], raw: tuple, name: str, arch: Mapping[str, Any]):
+        p = block.resolve(arch)
+        try:
+            out = block.out_shape(in_shapes, p)
+        except SpaceError as e:
+            raise SpaceError(f"{name}: {e}") from None
+        hit = self._cache[(block, in_shapes, raw)] = (out, tuple(block.specs(name, in_shapes, out, p)))
+        return hit
+
+    def graph(self, arch: Mapping[str, Any]) -> OpGraph:
+        """The op DAG: node 0 is the input, then one node per running block; names are module names."""
+        b = self.bind(arch)
+        g = OpGraph()
+        g.add_node(INPUT, "input", b.input_shape)
+        for pr in b.prims:
+            w = pr.block.graph_weight(pr.in_shapes, pr.out_shape, pr.p)
+            g.add_node(pr.name, pr.block.op, pr.out_shape, w, list(pr.inputs), **pr.block.graph_attrs(pr.p))
+        return g
+
+    def canonical(self, arch: Arch) -> Arch:
+        """``arch`` with every dimension no running node reads set to its first value (one arch per network)."""
+        sp = self._space()
+        if len(self._always) == len(sp.dims):
+            return arch
+        d = arch._d if type(arch) is Arch else dict(arch)
+        used = set(self._always)
+        for when, dims in self._cond_dims:
+            if all(c(d) for c in when):
+                used |= dims
+        for cond, dim, chains in self._choice_dims:
+            if cond < 0 or all(c(d) for c in self._conds[cond]):
+                used |= chains[sp.dims[dim].index(d[dim])]
+        if len(used) == len(sp.dims):
+            return arch
+        new = {k: (d[k] if k in used else c.values[0]) for k, c in sp.dims.items()}
+        if new == d:
+            return arch
+        return Arch._trusted(new, sp)  # values taken from the space's own choices
+
+    # --- torch views --------------------------------------------------------------------------------------------
+    def build(self, arch: Mapping[str, Any]):
+        from .net import build
+
+        return build(self, arch)
+
+    def supernet(self):
+        from .supernet import SuperNet
+
+        return SuperNet(self)
+
+
+def _getter(block: Block):
+    """The values of the dimensions a block reads, as a tuple (an itemgetter), or ``None`` when it reads none."""
+    if not block.key_dims:
+        return None
+    get = operator.itemgetter(*block.key_dims)
+    return get if len(block.key_dims) > 1 else (lambda d: (get(d),))
+
+
+def _with_liveness(per_prim, shapes: dict[str, Shape], output: str, memo: dict) -> list[LayerSpec]:
+    """The specs with ``live`` set: at each layer, the elements of earlier tensors (other than its own inputs) that a
+    later layer still reads. One pass: a running sum of the tensors made so far that are read later."""
+    n = len(per_prim)
+    last: dict[str, int] = {}
+    for i, (_, ins, _) in enumerate(per_prim):
+        for t in ins:
+            last[t] = i
+    last[output] = n
+    size = {t: _numel(shapes[t]) for t in last}
+    expiring = [0] * (n + 1)  # elements whose last reader is layer i
+    for t, i in last.items():
+        expiring[i] += size[t]
+    running = size[INPUT] if last.get(INPUT, -1) >= 0 else 0
+    out: list[LayerSpec] = []
+    for i, (specs, ins, made) in enumerate(per_prim):
+        own_later = sum(size[t] for t in set(ins) if last[t] > i)
+        live = running - expiring[i] - own_later
+        if live:
+            key = (id(specs), live)  # the cached spec tuples live as long as the blueprint
+            got = memo.get(key)
+            if got is None:
+                got = memo[key] = tuple(_with_live(s, live) for s in specs)
+            specs = got
+        out += specs
+        running -= expiring[i]
+        if last.get(made, -1) > i:
+            running += size[made]
+    return out
+
+
+def _numel(shape: Shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _with_live(s: LayerSpec, live: int) -> LayerSpec:
+    return LayerSpec(s.kind, s.in_shape, s.out_shape, s.kernel, s.stride, s.groups, s.bias, s.name, live, s.extra)
