@@ -33,7 +33,7 @@ def make(name: str, seed: int = 0, space: Space = SPACE):
 def objective(arch: Arch) -> tuple[float, float]:
     """Two objectives (greater is better) on any space: a weighted sum of value positions with an interaction between
     the first two dimensions, and a conflicting cost (minus the plain sum of positions)."""
-    space = SPACE if set(arch) == set(SPACE.names) else SMALL
+    space = next(sp for sp in (SPACE, SMALL, DEPTH) if set(arch) == set(sp.names))
     pos = [space.dims[k].index(arch[k]) for k in space.names]
     s = sum((i + 1) * p for i, p in enumerate(pos)) + 2.0 * pos[0] * pos[1]
     return float(s), -float(sum(pos))
@@ -132,3 +132,38 @@ def test_hyper_is_plain_data(name):
 
 def test_every_strategy_of_issue_3_is_registered():
     assert {"evolution", "nsga2", "reinforce", "predictor"} <= set(NAMES)
+
+
+def _depth_canonical(arch: Arch) -> Arch:
+    """A toy canonical form: slot k1 is unread when depth is 1 (mobilenet's unused block slots, in miniature)."""
+    return DEPTH.validate(dict(arch, k1=3)) if arch["d"] == 1 and arch["k1"] != 3 else arch
+
+
+DEPTH = Space({"d": [1, 2], "k0": [3, 5], "k1": [3, 5], "w": ["a", "b"]}, canonical=_depth_canonical)
+N_NETWORKS = 2 * 2 + 2 * 2 * 2  # depth 1: k0 × w; depth 2: k0 × k1 × w
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_one_network_is_proposed_once(name, batch):
+    # a space with a canonical form: every proposal is canonical, no network twice, and the strategy stops after
+    # the last network although the space holds more archs than networks
+    s = make(name, space=DEPTH)
+    archs = drive(s, 3 * DEPTH.size, n=batch)
+    assert all(_depth_canonical(a) is a or _depth_canonical(a) == a for a in archs)
+    assert len(archs) == len({a.key for a in archs}) == N_NETWORKS
+    assert s.ask(2) == []
+
+
+def test_canonical_space_operators_return_canonical_archs():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    shallow = DEPTH.validate({"d": 1, "k0": 5, "k1": 5, "w": "a"})
+    assert dict(shallow) == {"d": 1, "k0": 5, "k1": 3, "w": "a"}
+    for a in [DEPTH.sample(rng) for _ in range(20)] + list(DEPTH.grid()) + DEPTH.neighbours(shallow):
+        assert a == _depth_canonical(a)
+    assert len({a.key for a in DEPTH.grid()}) == N_NETWORKS
+    for _ in range(10):
+        m = DEPTH.mutate(shallow, rng)
+        assert m == _depth_canonical(m)

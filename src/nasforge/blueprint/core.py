@@ -155,9 +155,9 @@ class Blueprint:
         self._choice_dims = []
         for (_, _, _, cond, dim, _, chains), node in zip(self._plan, self.nodes, strict=True):
             if dim is not None:
-                self._choice_dims.append((cond, dim, [frozenset(x for b in ch for x in b.dims) for ch in node.chains]))
+                self._choice_dims.append((cond, dim, [frozenset(self._reads(*ch)) for ch in node.chains]))
             elif cond >= 0:
-                by_cond.setdefault(cond, set()).update(x for ch in node.chains for b in ch for x in b.dims)
+                by_cond.setdefault(cond, set()).update(self._reads(*node.chains[0]))
         self._cond_dims = [(self._conds[c], frozenset(dims)) for c, dims in by_cond.items()]
         first = self.nodes[0]
         # a plain chain (every node reads the one before, nothing conditional): nothing is ever live besides a
@@ -217,16 +217,30 @@ class Blueprint:
             node.names = tuple(node.names[k] for k in order)
             node.values = tuple(want)
 
+    def _reads(self, *objs: Any) -> set[str]:
+        """The dimensions the given parameters, inputs, conditions or blocks really read: a ``P`` that takes one
+        value over the space (a cell's first layer picks between two names of one state) reads none."""
+        out: set[str] = set()
+        for x in objs:
+            if isinstance(x, Block):
+                out |= self._reads(*(x.fields[k] for k in x.var), *(v for _, v in x.extra))
+            elif isinstance(x, P):
+                memo = self.__dict__.setdefault("_varies", {})
+                if id(x) not in memo:
+                    memo[id(x)] = (x, len(x.values(self.space)) > 1)  # type: ignore[arg-type]
+                if memo[id(x)][1]:
+                    out.update(x.dims)
+        return out
+
     def _always_read(self) -> frozenset[str]:
         """Dimensions every arch's network reads, whatever the arch (conditions are always evaluated)."""
-        out: set[str] = set()
+        out: set[str] = self._reads(self.input_shape)
         for node in self.nodes:
-            out |= dims_of(*node.inputs, *node.when)
+            out |= self._reads(*node.inputs, *node.when)
             if node.dim is not None:
                 out.add(node.dim)
             if not node.when:
-                common = set.intersection(*({d for b in ch for d in b.dims} for ch in node.chains))
-                out |= common
+                out |= set.intersection(*(self._reads(*ch) for ch in node.chains))
         return frozenset(out)
 
     # --- per arch -----------------------------------------------------------------------------------------------

@@ -73,6 +73,12 @@ class Family:
         """The constructor arguments, so that ``create_family(name, **config())`` rebuilds this family."""
         return {}
 
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        """Constructor arguments for a small instance (tiny networks), with which the family conformance tests
+        check every registered family."""
+        return {}
+
     def accepts(self, task: Task) -> None:
         """Raise a one-line ``SpaceError`` naming what the family needs when it cannot build networks for ``task``."""
         if self.has_blueprint:

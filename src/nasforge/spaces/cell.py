@@ -73,6 +73,10 @@ class Cell(Family):
         self.combines = tuple(combines) if combines is not None else None
         self._space: Space | None = None
 
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        return {"C": 4, "L": 3, "M": 5, "N": 2}
+
     def config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"M": self.M, "N": self.N, "L": self.L, "C": self.C}
         if self.ops is not None:

@@ -111,6 +111,11 @@ class MobileNet(Family):
     def max_depth(self) -> int:
         return max(self._get("depths"))
 
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        return {"stages": [[16, 2], [24, 2]], "depths": [1, 2], "kernels": [3, 5], "expands": [3, 4], "widths": [0.5, 1.0],
+                "resolutions": [32, 48], "stem": 8, "first": 8, "head": 32}
+
     def config(self) -> dict[str, Any]:
         cfg = {}
         for k, v in self._cfg.items():

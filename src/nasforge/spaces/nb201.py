@@ -84,6 +84,10 @@ class NB201(Family):
         self.N, self.C = N, C
         self._space: Space | None = None
 
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        return {"N": 1, "C": 4}
+
     def config(self) -> dict[str, Any]:
         return {} if (self.N, self.C) == (5, 16) else {"N": self.N, "C": self.C}
 

@@ -43,7 +43,8 @@ class Strategy(ABC):
 
     # --- public interface ---------------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Arch]:
-        out = self._ask(n)
+        # every proposal in the space's canonical form (one arch per network); archs the space made already are
+        out = [self.space.canonical(a) for a in self._ask(n)]
         for a in out:
             if a.key in self._asked:
                 raise RuntimeError(f"{type(self).__name__} proposed {a} twice")
@@ -70,6 +71,7 @@ class Strategy(ABC):
         pass
 
     def seen(self, arch: Arch) -> bool:
+        """Whether ``arch`` (canonical, as every arch the space makes) was asked before."""
         return arch.key in self._asked
 
     @property

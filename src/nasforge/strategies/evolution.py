@@ -35,6 +35,7 @@ def random_unseen(strategy: Strategy, n: int, batch: set[str]) -> list[Arch]:
         pos += 1  # an arch passed over is asked now, was asked before, is in this batch, or is infeasible for good
         if a.key not in batch and not strategy.seen(a) and strategy.feasible(a):
             out.append(a)
+            batch = batch | {a.key}  # two positions can hold one network (a space with a canonical form)
     scan[1] = pos
     return out
 

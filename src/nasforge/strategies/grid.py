@@ -17,6 +17,6 @@ class GridSearch(Strategy):
         while len(out) < n and self._next < self.space.size:
             a = self.space.at(self._next)
             self._next += 1
-            if not self.seen(a):
+            if not self.seen(a) and a not in out:  # positions may share a network (a canonical form)
                 out.append(a)
         return out

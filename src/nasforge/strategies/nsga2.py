@@ -85,7 +85,7 @@ class NSGA2(Strategy):
                 if flip:  # resample the gene uniformly (it may keep its value)
                     vals = self.space.dims[k].values
                     genes[k] = vals[int(self.rng.integers(len(vals)))]
-            child = Arch(genes)
+            child = self.space.validate(genes)
             if child.key not in batch and not self.seen(child) and self.feasible(child):
                 return child
         return None

@@ -157,7 +157,8 @@ class PredictorSearch(Strategy):
         if self.design == "balanced" and self._design is None:
             dims = self.space.dims.items()
             cols = [self.rng.permutation(np.resize(np.arange(len(c)), self.initial)) for _, c in dims]
-            self._design = [Arch({k: c.values[int(col[i])] for (k, c), col in zip(dims, cols, strict=True)})
+            self._design = [self.space.validate({k: c.values[int(col[i])] for (k, c), col in zip(dims, cols,
+                                                                                               strict=True)})
                             for i in range(self.initial)]
         out: list[Arch] = []
         batch: set[str] = set()
@@ -223,6 +224,8 @@ class PredictorSearch(Strategy):
                     continue
                 a = self.space.at(i)
                 self._avail[i] = False  # asked now, or infeasible for good
+                if self.seen(a) or a in out:  # another position of a network already taken (canonical spaces)
+                    continue
                 if self.feasible(a):
                     out.append(a)
                     if len(A) > 1 or len(out) == n:

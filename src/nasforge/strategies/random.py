@@ -25,6 +25,6 @@ class RandomSearch(Strategy):
         while len(out) < n and self._pos < len(self._perm):
             a = self.space.at(int(self._perm[self._pos]))
             self._pos += 1
-            if not self.seen(a) and self.feasible(a):
+            if not self.seen(a) and a not in out and self.feasible(a):  # positions may share a network
                 out.append(a)
         return out

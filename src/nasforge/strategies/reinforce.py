@@ -126,7 +126,7 @@ class Reinforce(Strategy):
 
     # --- proposing ----------------------------------------------------------------------------------------------
     def _to_arch(self, row: list[int]) -> Arch:
-        return Arch({k: c.values[i] for (k, c), i in zip(self.space.dims.items(), row, strict=True)})
+        return self.space.validate({k: c.values[i] for (k, c), i in zip(self.space.dims.items(), row, strict=True)})
 
     def _ask(self, n: int) -> list[Arch]:
         with one_thread():
