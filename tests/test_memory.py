@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nasforge.blueprint import Blueprint
+from nasforge.blueprint.macros import mbconv, mid_channels
 from nasforge.constraints import Constraint
 from nasforge.cost.counts import COST_METRICS, costs
 from nasforge.cost.layers import LayerSpec
@@ -17,8 +19,6 @@ from nasforge.cost.memory import (
 )
 from nasforge.cost.trace import trace_layers
 from nasforge.errors import NasforgeError
-from nasforge.blueprint import Blueprint
-from nasforge.blueprint.macros import mbconv, mid_channels
 from nasforge.space import Space
 
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasforge.blueprint import Blueprint, Identity
 from nasforge.cost import costs
 from nasforge.errors import NasforgeError, SpaceError
 from nasforge.graph import OpGraph
 from nasforge.spaces import Task, create_family
-from nasforge.blueprint import Blueprint, Identity
 from nasforge.spaces.nb201 import DIMS, OPS, _cell, from_string, to_string
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"

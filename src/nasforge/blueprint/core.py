@@ -153,7 +153,7 @@ class Blueprint:
         # for ``canonical``: the dimensions each condition's nodes read, and each choice's per-candidate dimensions
         by_cond: dict[int, set[str]] = {}
         self._choice_dims = []
-        for (_, _, _, cond, dim, _, chains), node in zip(self._plan, self.nodes, strict=True):
+        for (_, _, _, cond, dim, _, _), node in zip(self._plan, self.nodes, strict=True):
             if dim is not None:
                 self._choice_dims.append((cond, dim, [frozenset(self._reads(*ch)) for ch in node.chains]))
             elif cond >= 0:

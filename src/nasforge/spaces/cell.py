@@ -10,8 +10,8 @@ average pooling and a linear classifier. Every conv op is Conv-BN-ReLU with 'sam
 
 Module names: ``stem.{0,1,2}``; for hidden layer i, ``l{i}.a`` and ``l{i}.b`` (the two ops, choices of ``l{i}_op_a`` and
 ``l{i}_op_b`` reading the state that ``l{i}_in_a`` / ``l{i}_in_b`` picks; a conv op is ``.0`` conv, ``.1`` BN, ``.2``
-ReLU) and ``l{i}.comb`` (the combine op; concat is ``.0`` concat, ``.1`` 1×1 conv, ``.2`` BN); then ``gap``, ``flatten``,
-``head``. The cell's graph is the blueprint's, so the hypernetwork reads cells like every other family.
+ReLU) and ``l{i}.comb`` (the combine op; concat is ``.0`` concat, ``.1`` 1×1 conv, ``.2`` BN); then ``gap``,
+``flatten``, ``head``. The cell's graph is the blueprint's, so the hypernetwork reads cells like every other family.
 """
 
 from __future__ import annotations
@@ -19,7 +19,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..blueprint import BN, Act, Blueprint, Block, Concat, Conv, Flatten, GlobalPool, Identity, Linear, Mul, P, Pool, Sum
+from ..blueprint import (
+    BN,
+    Act,
+    Block,
+    Blueprint,
+    Concat,
+    Conv,
+    Flatten,
+    GlobalPool,
+    Identity,
+    Linear,
+    Mul,
+    P,
+    Pool,
+    Sum,
+)
 from ..errors import SpaceError
 from ..space import Space
 from .base import MNIST_TASK, Family, Task, register_family

@@ -113,8 +113,8 @@ class MobileNet(Family):
 
     @classmethod
     def example_config(cls) -> dict[str, Any]:
-        return {"stages": [[16, 2], [24, 2]], "depths": [1, 2], "kernels": [3, 5], "expands": [3, 4], "widths": [0.5, 1.0],
-                "resolutions": [32, 48], "stem": 8, "first": 8, "head": 32}
+        return {"stages": [[16, 2], [24, 2]], "depths": [1, 2], "kernels": [3, 5], "expands": [3, 4],
+                "widths": [0.5, 1.0], "resolutions": [32, 48], "stem": 8, "first": 8, "head": 32}
 
     def config(self) -> dict[str, Any]:
         cfg = {}
@@ -169,7 +169,7 @@ class MobileNet(Family):
         conv_bn_act(bp, "stem", stem, 3, 2, act=act)
         c = mbconv(bp, "first", stem, first, 3, 1, 1, act=act)
         prev = first
-        for i, ((base, stride), ch) in enumerate(zip(self.stages, [width(b) for b, _ in self.stages], strict=True)):
+        for i, ((_, stride), ch) in enumerate(zip(self.stages, [width(b) for b, _ in self.stages], strict=True)):
             for j in range(self.max_depth):
                 # blocks a stage may skip are conditional on its depth (elastic depth: keep the first d blocks)
                 when = () if j < min(self._get("depths")) else (P(lambda d, j=j: j < d, f"s{i}_d"),)
