@@ -60,12 +60,8 @@ class RegularizedEvolution(Strategy):
     unseen arch, so no query is ever spent twice. Only ``score[0]`` of results that completed and met every constraint
     enter the population; failed or infeasible trials are dropped.
 
-    Defaults P=20, S=7, greedier than the NAS-Bench-201 paper's P=10, S=3 and the issue's P=20, S=5. Measured on the
-    NAS-Bench-201 table (acc12_cifar10_val, 200 seeds, mean regret at 100/200/300 queries): S=5 0.46/0.21/0.13,
-    S=7 0.32/0.14/0.07, S=10 0.28/0.14/0.11; with lat_ms_fpga<=3, where few children are feasible and a greedy
-    tournament gets stuck sooner, S=5 0.46/0.17/0.09, S=7 0.57/0.24/0.10, S=10 0.55/0.27/0.13 (random search
-    1.22/0.86/0.75 and 0.74/0.37/0.20). A short budget rewards exploiting the best members; aging keeps any one of
-    them from taking over (benchmarks/tune_strategies.py).
+    Defaults P=20, S=7, greedier than the NAS-Bench-201 paper's P=10, S=3: a short budget rewards exploiting the best
+    members, and aging keeps any one of them from taking over (the sweep is in benchmarks/RESULTS.md).
     """
 
     def __init__(self, space: Space, *, seed: int | None = 0, population: int = 20, sample: int = 7,

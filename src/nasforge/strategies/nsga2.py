@@ -21,11 +21,11 @@ class NSGA2(Strategy):
     Generation 0 is ``population`` random feasible archs. Every child comes from two binary tournaments on (rank,
     crowding distance), uniform crossover with probability ``crossover_prob``, then per-gene resampling with
     probability ``mutation_prob`` (default min(0.1, 1/number of genes): Deb's 1/genes, but no more than 0.1 on short
-    genomes, where uniform crossover already mixes plenty; on NAS-Bench-201's 6 genes 0.1 found 16.7 true-front cells
-    in 1,000 queries against 15.8 with 1/6, see benchmarks/tune_strategies.py). When ``population`` children have
-    completed, parents and children are merged and the next parents are filled front by front, the last front cut by
-    crowding distance (Deb et al., 2002, §III-C). Asks made while a generation is still running draw more children
-    from the current parents, so parallel workers never wait; children that complete late join the next merge.
+    genomes, where uniform crossover already mixes plenty; the comparison is in benchmarks/RESULTS.md). When
+    ``population`` children have completed, parents and children are merged and the next parents are filled front by
+    front, the last front cut by crowding distance (Deb et al., 2002, §III-C). Asks made while a generation is still
+    running draw more children from the current parents, so parallel workers never wait; children that complete late
+    join the next merge.
 
     A child asked before (or infeasible) is drawn again, up to ``retries`` times, then replaced by a random unseen arch.
     Failed or infeasible trials have no score and take no part in selection.

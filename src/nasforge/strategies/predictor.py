@@ -68,8 +68,7 @@ class PredictorSearch(Strategy):
     """Surrogate-guided search on ``score[0]``.
 
     - The first ``initial`` asks are the initial design: ``balanced`` (default) gives every value of every dimension an
-      equal share, ``random`` draws them at random. Measured on NAS-Bench-201 (100 seeds, mean regret at 50/100
-      queries): initial 10 random 0.65/0.23, 20 random 0.49/0.13, 15 balanced 0.29/0.14 (fresh seeds: 0.36/0.12).
+      equal share, ``random`` draws them at random (so that no value is judged from one or two unlucky archs).
     - Then a ``Surrogate`` (``members`` MLPs) is fitted to (encode(arch), score[0]) of the completed feasible results;
       it is refitted when the number of results has grown by ``refit`` (a fraction, at least one result) since the last
       fit, from its previous weights for ``warm_steps`` steps, so that the per-trial cost stays low on long runs.
@@ -80,10 +79,8 @@ class PredictorSearch(Strategy):
       arch of a batch: Thompson sampling) or ``mean``. Feasibility is checked lazily, best candidate first, and an
       infeasible candidate is never looked at again.
 
-    Chosen on the NAS-Bench-201 table (benchmarks/tune_strategies.py): 5 members of one hidden layer of 64 units beat
-    two layers (mean regret at 50 queries 0.14 against 0.79 on the same 10 seeds), 128 units, 10 members, bootstrap
-    resamples, randomized priors, UCB and Thompson sampling. Cost: about 8 ms per trial over 1,000 trials (one core),
-    mostly the refits and the grid-wide predictions after each refit.
+    The defaults were chosen with ``benchmarks/tune_strategies.py``; the comparison and the per-trial cost (mostly the
+    refits and the grid-wide predictions after each refit) are in benchmarks/RESULTS.md.
     """
 
     def __init__(self, space: Space, *, seed: int | None = 0, initial: int = 15, design: str = "balanced",
