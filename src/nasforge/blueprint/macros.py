@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .blocks import BN, Act, Conv, Sum
+from .blocks import BN, Conv
 from .core import Blueprint
+from .ops import Act, Sum
 from .params import P
 
 
