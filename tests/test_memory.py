@@ -7,6 +7,7 @@ import torch
 
 from nasforge.blueprint import Blueprint
 from nasforge.blueprint.macros import mbconv, mid_channels
+from nasforge.blueprint.net import build
 from nasforge.constraints import Constraint
 from nasforge.cost.counts import COST_METRICS, costs
 from nasforge.cost.layers import LayerSpec
@@ -27,7 +28,7 @@ def mbconv_block(cin: int, cout: int, k: int, s: int, e: int, hw: int):
     bp = Blueprint((cin, hw, hw))
     mbconv(bp, "b", cin, cout, k, s, e)
     bp.freeze(Space({"_": [0]}))
-    return bp.layers({"_": 0}), bp.build({"_": 0})
+    return bp.layers({"_": 0}), build(bp, {"_": 0})
 
 
 def chain() -> list[LayerSpec]:

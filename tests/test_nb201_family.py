@@ -8,6 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from nasforge.blueprint import Blueprint, Identity
+from nasforge.blueprint.net import build
 from nasforge.cost import costs
 from nasforge.errors import NasforgeError, SpaceError
 from nasforge.graph import OpGraph
@@ -75,7 +76,7 @@ def _one_cell(arch: dict) -> torch.nn.Module:
     bp = Blueprint((4, 5, 5))
     bp.add("x", Identity())
     _cell(bp, "cell", 4)
-    return bp.freeze(create_family("nb201").space).build(arch).eval()
+    return build(bp.freeze(create_family("nb201").space), arch).eval()
 
 
 def test_cell_sums_its_incoming_edges():

@@ -12,8 +12,8 @@ first input on (elastic depth: a stage keeps its first d blocks). Block paramete
 
 Everything else is derived per arch by ``bind``: which nodes run, their parameters, input and output shapes. From it:
 ``layers`` (LayerSpecs with exact shapes; ``live`` from the network's own liveness), ``graph`` (an ``OpGraph`` whose
-node names are module names), ``canonical`` (dimensions that no running node reads are set to their first value) and,
-with torch, ``build`` and ``supernet`` (``net.py``, ``supernet.py``). The output is the last node.
+node names are module names), ``canonical`` (dimensions that no running node reads are set to their first value)
+(``views.py``) and, with torch, ``net.build(bp, arch)`` and ``supernet.SuperNet(bp)``. The output is the last node.
 """
 
 from __future__ import annotations
@@ -219,16 +219,6 @@ class Blueprint(Views):
         return frozenset(out)
 
     # --- per arch -----------------------------------------------------------------------------------------------
-    # --- torch views --------------------------------------------------------------------------------------------
-    def build(self, arch: Mapping[str, Any]):
-        from .net import build
-
-        return build(self, arch)
-
-    def supernet(self):
-        from .supernet import SuperNet
-
-        return SuperNet(self)
 
 
 def _getter(block: Block):

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import SpaceError
-from .core import Blueprint, Bound, Prim
+from .core import Blueprint
+from .views import Bound, Prim
 
 
 class BlueprintNet(nn.Module):

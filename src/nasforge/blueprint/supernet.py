@@ -28,9 +28,10 @@ from torch import nn
 from ..errors import SpaceError
 from ..space import Arch
 from .blocks import Block, Shape
-from .core import INPUT, Blueprint
+from .core import Blueprint
 from .net import BlueprintNet, _place, build
 from .params import P
+from .views import INPUT
 
 
 class Mixed(nn.Module):

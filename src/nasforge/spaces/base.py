@@ -130,7 +130,9 @@ class Family:
         return self._blueprint(self.task_or_default(task)).layers(self.space.validate(arch))
 
     def build(self, arch: Mapping[str, Any], task: Task | None = None) -> nn.Module:
-        return self._blueprint(self.task_or_default(task)).build(self.space.validate(arch))
+        from ..blueprint.net import build
+
+        return build(self._blueprint(self.task_or_default(task)), self.space.validate(arch))
 
     def graph(self, arch: Mapping[str, Any], task: Task | None = None) -> OpGraph:
         """The op DAG of the built network; node names are the built module's qualified module names."""
@@ -138,7 +140,9 @@ class Family:
 
     def supernet(self, task: Task | None = None) -> nn.Module:
         """The weight-sharing network over the whole space (``set_active(arch)``, ``extract(arch)``)."""
-        return self._blueprint(self.task_or_default(task)).supernet()
+        from ..blueprint.supernet import SuperNet
+
+        return SuperNet(self._blueprint(self.task_or_default(task)))
 
     def input_shape(self, arch: Mapping[str, Any], task: Task | None = None) -> tuple[int, ...]:
         """The shape (without batch) the network of ``arch`` is costed at (mobilenet: the arch's resolution)."""
