@@ -167,3 +167,28 @@ def test_canonical_space_operators_return_canonical_archs():
     for _ in range(10):
         m = DEPTH.mutate(shallow, rng)
         assert m == _depth_canonical(m)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_settings_are_one_line_errors(name):
+    from nasforge.errors import NasforgeError
+
+    for key, value in make(name).hyper().items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        for bad in ("abc", -1, float("nan"), True):
+            try:
+                create_strategy(name, SPACE, **{key: bad})
+            except NasforgeError as e:
+                assert "\n" not in str(e) and key in str(e)
+            else:
+                assert bad == -1 and key in NEGATIVE_OK.get(name, ()), (name, key, bad)
+
+
+# settings where a negative value means something (none today); listed so that the check above stays honest
+NEGATIVE_OK: dict[str, tuple[str, ...]] = {}
+
+
+def test_objective_capacity_is_declared():
+    assert STRATEGIES.get("evolution").max_objectives == 1 and STRATEGIES.get("nsga2").max_objectives is None
+    assert STRATEGIES.get("grid").max_objectives is None and STRATEGIES.get("predictor").max_objectives == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -32,6 +33,9 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str] = ""  # set by ``register_strategy``
+    # how many objectives the strategy can optimise (None: any number; grid and random ignore scores). A study refuses
+    # more objectives than that instead of silently optimising the first
+    max_objectives: ClassVar[int | None] = 1
 
     def __init__(self, space: Space, *, seed: int | None = 0) -> None:
         self.space = space
@@ -99,6 +103,31 @@ class Strategy(ABC):
 
 def _always(arch: Arch) -> bool:
     return True
+
+
+def setting(owner: str, name: str, value: Any, kind: type = int, lo: float | None = None, hi: float | None = None,
+            *, lo_open: bool = False, optional: bool = False) -> Any:  # fmt: skip
+    """``value`` if it is a ``kind`` (int, float or bool) within ``[lo, hi]`` (``lo`` excluded when ``lo_open``), else a
+    one-line ``NasforgeError`` naming the setting, so that a bad YAML value or ``--strategy-opt`` fails before anything
+    is recorded. ``optional`` allows None. A float setting takes an int; no number setting takes a bool."""
+    from ..errors import NasforgeError
+
+    if value is None and optional:
+        return None
+    ok = isinstance(value, bool) if kind is bool else (
+        isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool))
+    if ok and kind is not bool:
+        ok = math.isfinite(value) and (lo is None or (value > lo if lo_open else value >= lo)) and (
+            hi is None or value <= hi)
+    if not ok:
+        what = {int: "an integer", float: "a number", bool: "true or false"}[kind]
+        rng = ""
+        if lo is not None:
+            rng += f" {'>' if lo_open else '>='} {lo:g}"
+        if hi is not None:
+            rng += f"{' and' if rng else ''} <= {hi:g}"
+        raise NasforgeError(f"{owner}: {name} must be {what}{rng}, got {value!r}")
+    return float(value) if kind is float else value
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")

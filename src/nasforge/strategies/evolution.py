@@ -8,7 +8,7 @@ from typing import Any
 
 from ..space import Arch, Space
 from ..trial import Result
-from .base import Strategy, register_strategy
+from .base import Strategy, register_strategy, setting
 
 # below this size a space is listed in a random order once, and random unseen archs are read off it with a cursor, so
 # that a strategy stops exactly when no feasible unseen arch is left, at no more than one look per arch in all
@@ -67,9 +67,9 @@ class RegularizedEvolution(Strategy):
     def __init__(self, space: Space, *, seed: int | None = 0, population: int = 20, sample: int = 7,
                  retries: int = 50) -> None:
         super().__init__(space, seed=seed)
-        self.population_size = population
-        self.sample_size = sample
-        self.retries = retries
+        self.population_size = setting("evolution", "population", population, int, 1)
+        self.sample_size = setting("evolution", "sample", sample, int, 1)  # a tournament takes at most P
+        self.retries = setting("evolution", "retries", retries, int, 1)
         self.population: deque[tuple[Arch, float]] = deque()
 
     def hyper(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from .base import Strategy, register_strategy
 
 @register_strategy("grid")
 class GridSearch(Strategy):
+    max_objectives = None
+
     def __init__(self, space, *, seed: int | None = 0) -> None:
         super().__init__(space, seed=seed)
         self._next = 0

@@ -10,7 +10,7 @@ from ..errors import NasforgeError
 from ..pareto import hypervolume, non_dominated_sort, pareto_mask, rank_and_crowding
 from ..space import Arch, Space
 from ..trial import Result
-from .base import Strategy, register_strategy
+from .base import Strategy, register_strategy, setting
 from .evolution import random_unseen
 
 
@@ -36,14 +36,18 @@ class NSGA2(Strategy):
     10% of that objective's range, so that the figures of one run are comparable.
     """
 
+    max_objectives = None
+
     def __init__(self, space: Space, *, seed: int | None = 0, population: int = 30, crossover_prob: float = 0.9,
                  mutation_prob: float | None = None, ref_point: list[float] | None = None, retries: int = 100) -> None:
         super().__init__(space, seed=seed)
-        self.population_size = population
-        self.crossover_prob = crossover_prob
-        self.mutation_prob = mutation_prob
-        self.ref_point = None if ref_point is None else [float(v) for v in ref_point]
-        self.retries = retries
+        self.population_size = setting("nsga2", "population", population, int, 2)
+        self.crossover_prob = setting("nsga2", "crossover_prob", crossover_prob, float, 0, 1)
+        self.mutation_prob = setting("nsga2", "mutation_prob", mutation_prob, float, 0, 1, optional=True)
+        if ref_point is not None and (not isinstance(ref_point, list | tuple) or not ref_point):
+            raise NasforgeError(f"nsga2: ref_point must be a list of numbers, one per objective, got {ref_point!r}")
+        self.ref_point = None if ref_point is None else [setting("nsga2", "ref_point", v, float) for v in ref_point]
+        self.retries = setting("nsga2", "retries", retries, int, 1)
         self.parents: list[tuple[Arch, np.ndarray]] = []
         self._pool: list[tuple[Arch, np.ndarray]] = []  # completed children since the last survival
         self._rank = np.zeros(0, dtype=int)

@@ -18,7 +18,7 @@ from ..errors import NasforgeError
 from ..space import Arch, Space
 from ..surrogate import Surrogate
 from ..trial import Result
-from .base import Strategy, register_strategy
+from .base import Strategy, register_strategy, setting
 from .evolution import mutable_dims, random_unseen
 
 ACQUISITIONS = ("ei", "ucb", "ts", "mean")
@@ -93,24 +93,25 @@ class PredictorSearch(Strategy):
             raise NasforgeError(f"predictor: unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}")
         if design not in ("random", "balanced"):
             raise NasforgeError(f"predictor: unknown design {design!r}; use 'balanced' or 'random'")
-        self.initial = initial
+        who = "predictor"
+        self.initial = setting(who, "initial", initial, int, 2)
         self.design = design
         self.acquisition = acquisition
-        self.beta = beta
-        self.members = members
-        self.hidden = hidden
-        self.layers = layers
-        self.steps = steps
-        self.warm_steps = warm_steps
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.bootstrap = bootstrap
-        self.prior = prior
-        self.refit = refit
-        self.pool_limit = pool_limit
-        self.top = top
-        self.mutants = mutants
-        self.randoms = randoms
+        self.beta = setting(who, "beta", beta, float, 0)
+        self.members = setting(who, "members", members, int, 1)
+        self.hidden = setting(who, "hidden", hidden, int, 1)
+        self.layers = setting(who, "layers", layers, int, 1)
+        self.steps = setting(who, "steps", steps, int, 1)
+        self.warm_steps = setting(who, "warm_steps", warm_steps, int, 1)
+        self.lr = setting(who, "lr", lr, float, 0, lo_open=True)
+        self.weight_decay = setting(who, "weight_decay", weight_decay, float, 0)
+        self.bootstrap = setting(who, "bootstrap", bootstrap, bool)
+        self.prior = setting(who, "prior", prior, float, 0)
+        self.refit = setting(who, "refit", refit, float, 0, 1, lo_open=True)
+        self.pool_limit = setting(who, "pool_limit", pool_limit, int, 0)
+        self.top = setting(who, "top", top, int, 1)
+        self.mutants = setting(who, "mutants", mutants, int, 0)
+        self.randoms = setting(who, "randoms", randoms, int, 0)
         self.surrogate: Surrogate | None = None
         self._design: list[Arch] | None = None
         self._X: list[np.ndarray] = []

@@ -11,6 +11,8 @@ _PERMUTE_BELOW = 1 << 20
 
 @register_strategy("random")
 class RandomSearch(Strategy):
+    max_objectives = None
+
     def __init__(self, space, *, seed: int | None = 0) -> None:
         super().__init__(space, seed=seed)
         self._perm = None

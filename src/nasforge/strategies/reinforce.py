@@ -11,7 +11,7 @@ from torch import nn
 from ..space import Arch, Space
 from ..surrogate import one_thread
 from ..trial import Result
-from .base import Strategy, register_strategy
+from .base import Strategy, register_strategy, setting
 from .evolution import random_unseen
 
 
@@ -92,15 +92,16 @@ class Reinforce(Strategy):
                  baseline_decay: float = 0.95, entropy_weight: float = 1e-4, tanh_c: float = 2.5,
                  temperature: float = 5.0, normalize: bool = True, resample: int = 256, sample_batch: int = 32) -> None:
         super().__init__(space, seed=seed)
-        self.hidden = hidden
-        self.lr = lr
-        self.baseline_decay = baseline_decay
-        self.entropy_weight = entropy_weight
-        self.tanh_c = tanh_c
-        self.temperature = temperature
-        self.normalize = normalize
-        self.resample = resample
-        self.sample_batch = sample_batch
+        who = "reinforce"
+        self.hidden = setting(who, "hidden", hidden, int, 1)
+        self.lr = setting(who, "lr", lr, float, 0, lo_open=True)
+        self.baseline_decay = setting(who, "baseline_decay", baseline_decay, float, 0, 1)
+        self.entropy_weight = setting(who, "entropy_weight", entropy_weight, float, 0)
+        self.tanh_c = setting(who, "tanh_c", tanh_c, float, 0, lo_open=True)
+        self.temperature = setting(who, "temperature", temperature, float, 0, lo_open=True)
+        self.normalize = setting(who, "normalize", normalize, bool)
+        self.resample = setting(who, "resample", resample, int, 1)
+        self.sample_batch = setting(who, "sample_batch", sample_batch, int, 1)
         self.baseline: float | None = None
         self._controller: Controller | None = None
         self._opt: torch.optim.Optimizer | None = None
