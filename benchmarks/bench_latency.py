@@ -15,8 +15,8 @@ latencies are divided by the median ratio of the references' latencies in it to 
 Also: 1 vs 2 threads, torch eager vs onnxruntime (same archs, two passes each), and paired (ABBA) vs unpaired
 comparisons of archs of close latency. The machine load is recorded (os.getloadavg) before, during and after.
 
-    nice -n 0 .venv/bin/python benchmarks/bench_latency.py            # about 10-15 min on 2 shared cores
-    .venv/bin/python benchmarks/bench_latency.py --quick               # smoke run, about 1 min
+    nice -n 0 python benchmarks/bench_latency.py            # the full run: run it alone (RESULTS.md says how long)
+    python benchmarks/bench_latency.py --quick               # a smoke run with tiny settings
 
 Writes benchmarks/results/latency.json (or latency_quick.json).
 """

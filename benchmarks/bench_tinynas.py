@@ -8,9 +8,9 @@ Limits at int8 (weights and activations), MCUNet's microcontroller classes:
 For each limit, 1,000 archs per sub-space (12 sub-spaces), ranked by the mean MACs of the feasible archs; for the main
 limits also the median and the 90th percentile as scores, and seeds 0, 1, 2 to show the choice is stable.
 
-Usage (2 shared cores: run it alone, niced; about a minute):
-    nice -n 10 .venv/bin/python benchmarks/bench_tinynas.py            # n = 1000
-    .venv/bin/python benchmarks/bench_tinynas.py --n 100               # a quick look
+Usage (on a shared machine: run it alone, niced):
+    nice -n 10 python benchmarks/bench_tinynas.py            # n = 1000
+    python benchmarks/bench_tinynas.py --n 100               # a quick look
 Writes benchmarks/results/bench_tinynas.json and benchmarks/results/bench_tinynas_cdf.png (main limits, seed 0).
 """
 

@@ -231,3 +231,39 @@ def test_cli_user_errors_are_one_line_nasforge_errors(args, message):
     # the sub-app leaves NasforgeErrors to nasforge.cli.main, which prints them as one line and exits with 2
     assert isinstance(r.exception, NasforgeError), r.output
     assert message in str(r.exception) and "\n" not in str(r.exception)
+
+
+# --- every registered source keeps the LatencyModel contract ----------------------------------------------------------
+def _options(source: str, tmp_path) -> dict:
+    """How the conformance test builds each source for lenet; a new source needs an entry here to be tested."""
+    if source == "measured":
+        return {"warmup": 1, "repeats": 2, "cache_dir": tmp_path}
+    if source == "lut":
+        from nasforge.latency.table import LatencyTable
+
+        return {"table": LatencyTable(tmp_path / "lut.json", warmup=1, repeats=2, target_ms=0.0)}
+    if source == "predictor":
+        from nasforge.latency.model_level import ModelPredictor
+
+        fam, archs = _lenet_archs(12)
+        ms = [1.0 + fam.costs(a, MNIST_TASK)["macs"] / 1e6 for a in archs]
+        return {"predictor": ModelPredictor("lenet", MNIST_TASK, "ridge").fit(archs, ms)}
+    raise AssertionError(f"latency source {source!r} is registered but the conformance test cannot build it")
+
+
+@pytest.mark.parametrize("source", latency.SOURCES.names())
+def test_every_source_keeps_the_contract(source, tmp_path):
+    from nasforge.metrics import metric
+
+    fam, archs = _lenet_archs(3)
+    model = latency.latency_model(source, "lenet", MNIST_TASK, **_options(source, tmp_path))
+    assert model.name == source and model.metrics == ("latency_ms",) and metric("latency_ms").unit == "ms"
+    ms = model.predict(archs)
+    assert ms.shape == (3,) and np.all(np.isfinite(ms)) and np.all(ms > 0)
+    again = pickle.loads(pickle.dumps(model))  # a study may hand its cost models to another process
+    out = again(archs[0])
+    assert set(out) == set(model.metrics) and out["latency_ms"] > 0
+    assert model.config()["source"] == source and model.config()["family"] == "lenet"
+    with pytest.raises(NasforgeError, match="lenet") as e:
+        again(create_family("cell", L=1).space.sample(np.random.default_rng(0)))
+    assert "\n" not in str(e.value)

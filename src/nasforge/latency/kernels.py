@@ -12,7 +12,7 @@ both runtimes. A kernel's configuration (``FEATURES``) is what nn-Meter's per-ke
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -102,7 +102,7 @@ def perturb(k: Kernel, rng: np.random.Generator) -> Kernel | None:
     return Kernel((replace(first, in_shape=(c2, h2, w2), out_shape=(max(1, int(c2 * scale)), h2, w2)),))
 
 
-def _perturb_conv(k: Kernel, jiggle, h2: int, w2: int) -> Kernel | None:
+def _perturb_conv(k: Kernel, jiggle: Callable[[int], int], h2: int, w2: int) -> Kernel | None:
     first = k.specs[0]
     c_in, h, _ = first.in_shape
     c_in2 = jiggle(c_in)
