@@ -1,40 +1,37 @@
-"""Shared bits of the benchmark scripts: machine description and result files."""
+"""Shared bits of the benchmark scripts: the machine a figure was measured on, and result files."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import os
-import platform
 from pathlib import Path
+from typing import Any
+
+from nasforge.latency.machine import machine_fingerprint
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def machine(threads: int | None = None) -> dict[str, Any]:
+    """The library's machine fingerprint (CPU, cores, system, Python and library versions) with the thread count a
+    benchmark runs torch with, plus the load when it starts (a shared machine's figures depend on it)."""
     import torch
 
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
+        **machine_fingerprint("torch", threads or torch.get_num_threads()),
         "loadavg_start": os.getloadavg(),
     }
 
 
-def save(name: str, data: dict) -> Path:
+def save(name: str, data: dict, threads: int | None = None) -> Path:
+    """Write ``results/<name>.json`` with the date and the machine ahead of ``data``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "machine": machine(), **data}
+    data = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(threads),
+        **data,
+    }
     p = RESULTS / f"{name}.json"
-    p.write_text(json.dumps(data, indent=2))
+    p.write_text(json.dumps(data, indent=2, default=float))
     return p

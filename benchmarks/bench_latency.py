@@ -15,8 +15,8 @@ latencies are divided by the median ratio of the references' latencies in it to 
 Also: 1 vs 2 threads, torch eager vs onnxruntime (same archs, two passes each), and paired (ABBA) vs unpaired
 comparisons of archs of close latency. The machine load is recorded (os.getloadavg) before, during and after.
 
-    nice -n 0 .venv/bin/python benchmarks/bench_latency.py            # about 10-15 min on 2 shared cores
-    .venv/bin/python benchmarks/bench_latency.py --quick               # smoke run, about 1 min
+    nice -n 0 python benchmarks/bench_latency.py            # the full run: run it alone (RESULTS.md says how long)
+    python benchmarks/bench_latency.py --quick               # a smoke run with tiny settings
 
 Writes benchmarks/results/latency.json (or latency_quick.json).
 """
@@ -24,28 +24,24 @@ Writes benchmarks/results/latency.json (or latency_quick.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from nasforge.cost.latency import (
-    Timing,
-    machine_fingerprint,
-    measure_models,
-    measure_paired,
-    network_input_shape,
-    prepare,
-    time_functions,
-    torch_threads,
-)
-from nasforge.cost.lut import LatencyTable, family_units
-from nasforge.cost.predictor import KernelPredictor, ModelPredictor, accuracy_report, adaptive_fit
-from nasforge.spaces import Task, create_family
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, save  # noqa: E402
+
+from nasforge.latency.kernel_level import KernelPredictor  # noqa: E402
+from nasforge.latency.lut import family_units  # noqa: E402
+from nasforge.latency.model_level import ModelPredictor, adaptive_fit  # noqa: E402
+from nasforge.latency.predictor import accuracy_report  # noqa: E402
+from nasforge.latency.runtime import measure_models, measure_paired, prepare, torch_threads  # noqa: E402
+from nasforge.latency.table import LatencyTable  # noqa: E402
+from nasforge.latency.timing import Timing, time_functions  # noqa: E402
+from nasforge.spaces import Task, create_family  # noqa: E402
 
 STATS = ("median", "min", "q10")
 LOAD: list[tuple[str, tuple[float, float, float]]] = []
@@ -56,31 +52,21 @@ def load(label: str) -> None:
     print(f"  [load {label}: {' '.join(f'{x:.2f}' for x in LOAD[-1][1])}]", flush=True)
 
 
-def distinct(fam, archs):
-    key = getattr(fam, "network_key", lambda a: a.key)
-    seen, out = set(), []
-    for a in archs:
-        if key(a) not in seen:
-            seen.add(key(a))
-            out.append(a)
-    return out
-
-
 def sample(fam, n, rng, exclude=()):
-    key = getattr(fam, "network_key", lambda a: a.key)
-    banned = {key(a) for a in exclude}
+    """``n`` archs of distinct networks, none of them a network of ``exclude``."""
+    banned = {fam.network_key(a) for a in exclude}
     out = []
     while len(out) < n:
         a = fam.space.sample(rng)
-        if key(a) not in banned:
-            banned.add(key(a))
+        if fam.network_key(a) not in banned:
+            banned.add(fam.network_key(a))
             out.append(a)
     return out
 
 
 def timings(fam, task, archs, *, runtime="torch", threads=1, repeats=20, warmup=3, seed=0, exporter="dynamo"):
     models = [fam.build(a, task) for a in archs]
-    shapes = [network_input_shape(fam, a, task) for a in archs]
+    shapes = [fam.input_shape(a, task) for a in archs]
     return measure_models(models, shapes, runtime=runtime, threads=threads, repeats=repeats, warmup=warmup,
                           seed=seed, exporter=exporter)
 
@@ -114,7 +100,7 @@ def constrained_search(fam, task, archs, ms, test, test_ms, ceiling, args) -> di
     statistic), L the 30th percentile of the held-out latencies; the top 10 are re-measured."""
     import tempfile
 
-    from nasforge.cost.predictor import PredictorLatency
+    from nasforge.latency.predictor import PredictorLatency
     from nasforge.strategies import create_strategy
     from nasforge.study import Study
 
@@ -128,10 +114,9 @@ def constrained_search(fam, task, archs, ms, test, test_ms, ceiling, args) -> di
                   cost_models=[PredictorLatency(fam, task, pred)])
         done = [t for t in study.trials() if t.state == "complete" and t.feasible]
         done.sort(key=lambda t: -t.costs["macs"])
-        key = getattr(fam, "network_key", lambda a: a.key)
         firsts = {}
         for t in done:  # archs that differ only in unused block slots are one network: count it once
-            firsts.setdefault(key(t.arch), t)
+            firsts.setdefault(fam.network_key(t.arch), t)
         best = list(firsts.values())[:10]
         top = [t.arch for t in best]
         predicted = [t.costs["latency_ms"] for t in best]
@@ -169,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     REFS[:] = sample(fam, 4, rng, exclude=test + train)
     print(f"mobilenet: {args.n_train} training and {args.n_test} held-out archs (distinct networks), "
           f"torch eager, batch 1, 1 thread, {args.repeats} interleaved repeats per pass")
-    print(f"machine: {machine_fingerprint()}")
+    print(f"machine: {machine()}")
     load("start")
 
     # --- the noise ceiling: the held-out archs measured twice --------------------------------------------------------
@@ -213,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     t1 = time.time()
     luts = {}
     for gran in ("block", "layer"):
-        table = LatencyTable(granularity=gran, act="relu6", warmup=3, repeats=10)
+        table = LatencyTable(granularity=gran, warmup=3, repeats=10)
         table.measure(family_units(fam, task, train + test, gran), seed=args.seed)
         luts[gran] = table
         raw_te = np.array([table.raw_sum(lay) for lay in lay_te])
@@ -228,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     load("after LUTs")
 
     t1 = time.time()
-    kp = KernelPredictor(fam, task, LatencyTable(granularity="layer", act="relu6", warmup=3, repeats=10),
+    kp = KernelPredictor(fam, task, LatencyTable(granularity="layer", warmup=3, repeats=10),
                          n_estimators=100, seed=args.seed)
     n_k = min(len(train), 40)
     kp.fit(train[:n_k], y_tr["median"][:n_k], rounds=3, per_bad=20, max_new=150, probe_archs=8)
@@ -302,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     th2_b = timings(fam, task, side, threads=2, repeats=args.repeats, seed=6)
     load("after 2 threads")
     with torch_threads(1):  # export once, time the same sessions in two passes
-        sessions = [prepare(fam.build(a, task), network_input_shape(fam, a, task), "onnxruntime", 1) for a in side]
+        sessions = [prepare(fam.build(a, task), fam.input_shape(a, task), "onnxruntime", 1) for a in side]
         ort_a = time_functions(sessions, warmup=3, repeats=args.repeats, seed=7)
         ort_b = time_functions(sessions, warmup=3, repeats=args.repeats, seed=8)
     load("after onnxruntime")
@@ -339,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
     agree_paired, agree_unpaired = [], []
     for i, j in pairs[: max(2, args.side // 2)]:
         mi, mj = fam.build(test[i], task), fam.build(test[j], task)
-        shapes = [network_input_shape(fam, test[i], task), network_input_shape(fam, test[j], task)]
+        shapes = [fam.input_shape(test[i], task), fam.input_shape(test[j], task)]
         r1 = measure_paired(mi, mj, shapes, repeats=args.repeats, warmup=3, seed=9).ratio
         r2 = measure_paired(mi, mj, shapes, repeats=args.repeats, warmup=3, seed=10).ratio
         agree_paired.append((r1 < 1) == (r2 < 1))
@@ -358,10 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = {
         "benchmark": "latency_predictors_mobilenet",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), no GPU",
-        "fingerprint": machine_fingerprint(),
-        "command": "nice -n 0 .venv/bin/python benchmarks/bench_latency.py" + (" --quick" if args.quick else ""),
+        "command": "nice -n 0 python benchmarks/bench_latency.py" + (" --quick" if args.quick else ""),
         "settings": {**vars(args), "runtime": "torch eager", "batch": 1, "threads": 1,
                      "family": "mobilenet (default config: resolutions 96-160, widths 0.5-1.0)"},
         "load": LOAD,
@@ -381,9 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": {"total": time.time() - t0, "lut": lut_s, "kernel": kernel_s, "model": model_s,
                     "threads_runtimes": side_s},
     }
-    path = Path(__file__).parent / "results" / ("latency_quick.json" if args.quick else "latency.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1, default=float))
+    path = save("latency_quick" if args.quick else "latency", out, threads=1)
     print(f"wrote {path} in {out['seconds']['total']:.0f} s")
     return out
 

@@ -8,26 +8,25 @@ Limits at int8 (weights and activations), MCUNet's microcontroller classes:
 For each limit, 1,000 archs per sub-space (12 sub-spaces), ranked by the mean MACs of the feasible archs; for the main
 limits also the median and the 90th percentile as scores, and seeds 0, 1, 2 to show the choice is stable.
 
-Usage (2 shared cores: run it alone, niced; about a minute):
-    nice -n 10 .venv/bin/python benchmarks/bench_tinynas.py            # n = 1000
-    .venv/bin/python benchmarks/bench_tinynas.py --n 100               # a quick look
+Usage (on a shared machine: run it alone, niced):
+    nice -n 10 python benchmarks/bench_tinynas.py            # n = 1000
+    python benchmarks/bench_tinynas.py --n 100               # a quick look
 Writes benchmarks/results/bench_tinynas.json and benchmarks/results/bench_tinynas_cdf.png (main limits, seed 0).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
-from nasforge.cost.tinynas import TinyNASResult, optimise_space
-from nasforge.spaces import Task, create_family
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import RESULTS, save  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from nasforge.spaces import Task, create_family  # noqa: E402
+from nasforge.tinynas import TinyNASResult, optimise_space  # noqa: E402
+
 LIMITS = {
     "small": ["sram<=128KiB", "flash<=512KiB"],
     "main": ["sram<=256KiB", "flash<=1MiB"],
@@ -84,10 +83,7 @@ def main() -> None:
         print(f"  {name:12s} {best}")
     ms = 1e3 * sum(per_arch) / len(per_arch)
     print(f"layers + costs per arch: {ms:.2f} ms")
-    out = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "loadavg": os.getloadavg()},
+    p = save("bench_tinynas", {
         "command": f"benchmarks/bench_tinynas.py --n {args.n}",
         "family": "mobilenet (defaults)",
         "task": task.to_dict(),
@@ -95,9 +91,7 @@ def main() -> None:
         "chosen": summary,
         "runs": runs,
         "plot": str(png.relative_to(RESULTS.parent.parent)),
-    }
-    p = RESULTS / "bench_tinynas.json"
-    p.write_text(json.dumps(out, indent=2))
+    })
     print(f"wrote {p} and {png}")
 
 

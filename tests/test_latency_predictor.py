@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.cost import lut as T
-from nasforge.cost import predictor as P
 from nasforge.cost.layers import LayerSpec
 from nasforge.errors import NasforgeError
+from nasforge.latency import kernels as K
+from nasforge.latency import predictor as P
+from nasforge.latency.kernel_level import KernelPredictor
+from nasforge.latency.model_level import ModelPredictor, adaptive_fit
+from nasforge.latency.table import LatencyTable
+from nasforge.latency.units import Unit, unit_module
 from nasforge.spaces import MNIST_TASK, create_family
 
 LENET = create_family("lenet")
@@ -58,11 +62,11 @@ def test_fusion_rule_groups_conv_bn_act():
         LayerSpec("linear", (8,), (10,)),
         LayerSpec("act", (10,), (10,)),
     ]
-    kinds = [k.type for k in P.fuse(layers)]
+    kinds = [k.type for k in K.fuse(layers)]
     assert kinds == ["conv-bn-act", "pool", "dwconv", "conv-bn", "add", "act", "linear-act"]
-    assert sum(len(k.specs) for k in P.fuse(layers)) == len(layers)
-    f = P.fuse(layers)[0].features()
-    assert dict(zip(P.FEATURES, f, strict=True)) == {
+    assert sum(len(k.specs) for k in K.fuse(layers)) == len(layers)
+    f = K.fuse(layers)[0].features()
+    assert dict(zip(K.FEATURES, f, strict=True)) == {
         "hw_in": 16, "c_in": 3, "c_out": 8, "kernel": 3, "stride": 1, "groups": 1,
         "macs": 8 * 3 * 9 * 16, "params": 8 * 3 * 9 + 16, "hw_out": 16,
     }
@@ -74,19 +78,19 @@ def test_perturbed_kernels_keep_type_and_build():
 
     arch = fam.space.sample(np.random.default_rng(0))
     rng = np.random.default_rng(1)
-    for k in P.fuse(fam.layers(arch, Task((3, 8, 8), 10))):
-        q = P._perturb(k, rng)
+    for k in K.fuse(fam.layers(arch, Task((3, 8, 8), 10))):
+        q = K.perturb(k, rng)
         if q is None:
             continue
         assert q.type == k.type and q.specs[0].kernel == k.specs[0].kernel and q.specs[0].stride == k.specs[0].stride
-        mod, shape = T.unit_module(T.Unit(q.specs))
+        mod, shape = unit_module(Unit(q.specs))
         with torch.no_grad():
             assert tuple(mod.eval()(torch.randn(1, *shape)).shape[1:]) == q.specs[-1].out_shape
 
 
 def test_model_predictor_learns_a_known_latency_and_refuses_other_families(tmp_path):
     train, test = _archs(80, 0), _archs(30, 1)
-    p = P.ModelPredictor("lenet", MNIST_TASK, regressor="ridge")
+    p = ModelPredictor("lenet", MNIST_TASK, regressor="ridge")
     with pytest.raises(NasforgeError, match="not trained"):
         p.predict(test)
     p.fit(train, [_synthetic_ms(a) for a in train])
@@ -115,9 +119,9 @@ def _fake_measure(self, units, **kw):
 
 
 def test_kernel_predictor_with_adaptive_sampling_matches_the_synthetic_device(monkeypatch):
-    monkeypatch.setattr(T.LatencyTable, "measure", _fake_measure)
+    monkeypatch.setattr(LatencyTable, "measure", _fake_measure)
     train, test = _archs(15, 2), _archs(30, 3)
-    kp = P.KernelPredictor("lenet", MNIST_TASK, n_estimators=30, seed=0)
+    kp = KernelPredictor("lenet", MNIST_TASK, n_estimators=30, seed=0)
     kp.fit(train, [_synthetic_ms(a) for a in train], rounds=2, per_bad=3, max_new=30, probe_archs=5)
     assert len(kp.history) == 2 and all(h["added"] <= 30 for h in kp.history)
     assert kp.calibration["a"] == pytest.approx(1.2, rel=0.15)
@@ -137,9 +141,9 @@ def test_model_level_adaptive_sampling_measures_only_new_neighbours():
         asked.extend(archs)
         return [_synthetic_ms(a) * (1.3 if i % 2 else 1.0) for i, a in enumerate(archs)]
 
-    p = P.ModelPredictor("lenet", MNIST_TASK, regressor="rf")
+    p = ModelPredictor("lenet", MNIST_TASK, regressor="rf")
     noisy = [_synthetic_ms(a) * (1.3 if i % 3 == 0 else 1.0) for i, a in enumerate(train)]  # some badly fit points
-    p, pool, y, hist = P.adaptive_fit(p, train, noisy, measure, rounds=2, per_bad=2, max_new=10)
+    p, pool, y, hist = adaptive_fit(p, train, noisy, measure, rounds=2, per_bad=2, max_new=10)
     assert len(pool) == len(train) + len(asked) == len(y)
     assert hist[0]["added"] > 0 and all(h["added"] <= 10 for h in hist)
     assert p.fitted

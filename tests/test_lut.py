@@ -10,11 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from nasforge.cost import lut as T
 from nasforge.cost.layers import LayerSpec
 from nasforge.cost.trace import trace_layers
 from nasforge.errors import NasforgeError
+from nasforge.latency import lut as T
+from nasforge.latency import table as TB
+from nasforge.latency.table import LatencyTable
+from nasforge.latency.units import Unit, split_units, unit_module
+from nasforge.space import Space
 from nasforge.spaces import FAMILIES, MNIST_TASK, Task, create_family
+from nasforge.spaces.base import Family
 
 FAST = {"warmup": 1, "repeats": 3, "target_ms": 0.0}
 needs_mobilenet = pytest.mark.skipif("mobilenet" not in FAMILIES, reason="the mobilenet family is not there yet")
@@ -25,12 +30,12 @@ def test_layer_keys_are_stable_literals_and_ignore_names():
     # a literal: the key must not change between runs or Python versions (tables on disk depend on it)
     assert spec.key() == "conv|in=16x8x8|out=32x4x4|k=3x3|s=2|g=16|b=0|expand=6,skip=False"
     assert LayerSpec("conv", (16, 8, 8), (32, 4, 4), (3, 3), 2, 16, name="y", extra=spec.extra).key() == spec.key()
-    block = T.Unit((spec, LayerSpec("bn", (32, 4, 4), (32, 4, 4), extra=(("block", "mbconv"),))))
+    block = Unit((spec, LayerSpec("bn", (32, 4, 4), (32, 4, 4), extra=(("block", "mbconv"),))))
     assert block.key == "block|in=16x8x8|out=32x4x4|k=3|n=2|expand=6,skip=False|56abd8fbecb1"
 
 
-def _check_module(unit: T.Unit) -> None:
-    mod, shape = T.unit_module(unit)
+def _check_module(unit: Unit) -> None:
+    mod, shape = unit_module(unit)
     with torch.no_grad():
         y = mod.eval()(torch.randn(1, *shape))
     assert tuple(y.shape[1:]) == unit.specs[-1].out_shape, unit.key
@@ -44,7 +49,7 @@ def test_unit_modules_have_the_specs_shapes_and_params(name):
     task = MNIST_TASK if name == "lenet" else Task((3, 8, 8), 10)
     rng = np.random.default_rng(0)
     for _ in range(3):
-        for u in T.split_units(fam.layers(fam.space.sample(rng), task), "layer"):
+        for u in split_units(fam.layers(fam.space.sample(rng), task), "layer"):
             _check_module(u)
 
 
@@ -54,30 +59,30 @@ def test_mobilenet_blocks_are_units_with_their_skip():
     task = Task((3, 32, 32), 10)
     arch = fam.space.sample(np.random.default_rng(3))
     layers = fam.layers(arch, task)
-    units = T.split_units(layers, "block")
+    units = split_units(layers, "block")
     blocks = [u for u in units if len(u.specs) > 1]
     assert len(blocks) == 1 + sum(arch[f"s{i}_d"] for i in range(len(fam.stages)))  # the first block + the stages'
     assert sum(len(u.specs) for u in units) == len(layers)
     assert any(u.residual for u in blocks) and not all(u.residual for u in blocks)
     for u in blocks[:3]:
         _check_module(u)
-    assert len(T.split_units(layers, "layer")) == len(layers)
+    assert len(split_units(layers, "layer")) == len(layers)
 
 
 def test_sum_over_a_one_layer_network_equals_its_entry(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1))
     layers = trace_layers(model, (3, 8, 8))
     assert len(layers) == 1
-    table = T.LatencyTable(tmp_path / "lut.json", **FAST)
+    table = LatencyTable(tmp_path / "lut.json", **FAST)
     assert table.measure(table.units(layers)) == 1
     entry = table.entries[layers[0].key()]["ms"]
     assert entry > 0
     assert table.predict(layers, calibrated=False) == entry
-    assert T.LatencyTable.load(tmp_path / "lut.json").predict(layers) == entry  # saved, and a=1, b=0 uncalibrated
+    assert LatencyTable.load(tmp_path / "lut.json").predict(layers) == entry  # saved, and a=1, b=0 uncalibrated
 
 
 def test_calibration_recovers_a_linear_map():
-    table = T.LatencyTable()
+    table = LatencyTable()
     specs = [LayerSpec("act", (n,), (n,)) for n in (1, 2, 3, 4)]
     for i, s in enumerate(specs):
         table.entries[s.key()] = {"ms": float(i + 1)}
@@ -95,7 +100,7 @@ def test_build_writes_incrementally_and_resumes(tmp_path, monkeypatch):
     archs = [fam.space.sample(rng) for _ in range(4)]
     units = T.family_units(fam, MNIST_TASK, archs)
     path = tmp_path / "lut.json"
-    real = T.time_functions
+    real = TB.time_functions
     calls = {"n": 0}
 
     def interrupted(*a, **k):
@@ -104,17 +109,17 @@ def test_build_writes_incrementally_and_resumes(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(T, "time_functions", interrupted)
+    monkeypatch.setattr(TB, "time_functions", interrupted)
     with pytest.raises(KeyboardInterrupt):
         T.build_table(fam, MNIST_TASK, path, archs=archs, chunk=4, **FAST)
     saved = json.loads(path.read_text())["entries"]
     assert len(saved) == 4  # the first chunk survived the interruption
-    monkeypatch.setattr(T, "time_functions", real)
+    monkeypatch.setattr(TB, "time_functions", real)
     table = T.build_table(fam, MNIST_TASK, path, archs=archs, chunk=4, **FAST)
     assert len(table) == len(units)
     assert all(table.entries[k] == v for k, v in saved.items())  # resumed, not re-measured
     with pytest.raises(NasforgeError, match="threads=1"):
-        T.LatencyTable.open(path, threads=2)
+        LatencyTable.open(path, threads=2)
 
 
 def test_lut_latency_model_is_picklable_and_refuses_other_families(tmp_path):
@@ -135,10 +140,49 @@ def test_lut_latency_model_is_picklable_and_refuses_other_families(tmp_path):
 
 def test_unreadable_or_foreign_tables_are_clear_errors(tmp_path):
     with pytest.raises(NasforgeError, match="does not exist"):
-        T.LatencyTable.load(tmp_path / "none.json")
+        LatencyTable.load(tmp_path / "none.json")
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(NasforgeError, match="cannot be read"):
-        T.LatencyTable.load(tmp_path / "bad.json")
+        LatencyTable.load(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(NasforgeError, match="not a nasforge"):
-        T.LatencyTable.load(tmp_path / "other.json")
+        LatencyTable.load(tmp_path / "other.json")
+
+
+class _SaysHswish(Family):
+    """A family whose act specs name their function, as blueprint families do: a conv-bn-act block, then a lone act."""
+
+    name = "says-hswish"
+
+    @property
+    def space(self) -> Space:
+        return Space({"width": [4, 8]})
+
+    def layers(self, arch, task):
+        c = arch["width"]
+        x, y = task.input_shape, (arch["width"], *task.input_shape[1:])
+        block = (("block", "conv-bn-act"),)
+        return [
+            LayerSpec("conv", x, y, (3, 3), name="b.conv", extra=block),
+            LayerSpec("bn", y, y, name="b.bn", extra=block),
+            LayerSpec("act", y, y, name="b.act", extra=(*block, ("act", "hswish"))),
+            LayerSpec("act", y, y, name="tail", extra=(("act", "hswish"),)),
+            LayerSpec("pool", y, (c, 1, 1), y[1:], name="pool"),
+        ]
+
+
+def test_the_lut_runs_the_activation_its_spec_names(tmp_path):
+    fam, task = _SaysHswish(), Task((3, 8, 8), 10)
+    archs = list(fam.space.grid())
+    for granularity in ("block", "layer"):
+        units = T.family_units(fam, task, archs, granularity)
+        acts = [m for u in units for m in unit_module(u)[0].modules() if isinstance(m, nn.Hardswish | nn.ReLU)]
+        assert acts and all(isinstance(m, nn.Hardswish) for m in acts), granularity
+    # an act spec that names no function is a ReLU, and a different table entry
+    plain = LayerSpec("act", (4, 8, 8), (4, 8, 8))
+    assert isinstance(unit_module(Unit((plain,)))[0], nn.ReLU)
+    assert plain.key() != fam.layers(archs[0], task)[3].key()
+    with pytest.raises(NasforgeError, match="unknown activation 'swish7'"):
+        unit_module(Unit((LayerSpec("act", (4,), (4,), extra=(("act", "swish7"),)),)))
+    model = T.LutLatency(fam, task, LatencyTable(tmp_path / "t.json", **FAST))
+    assert (model.predict(archs) > 0).all() and len(model.lut) == 6  # per width: a block, a lone act, a pool

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from nasforge.constraints import Constraint
 from nasforge.cost.counts import costs
-from nasforge.cost.tinynas import optimise_space
 from nasforge.errors import ConstraintError, NasforgeError, SpaceError
 from nasforge.spaces import Task, create_family
+from nasforge.tinynas import optimise_space
 
 TASK = Task((3, 32, 32), 10)
 

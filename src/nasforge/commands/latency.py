@@ -21,7 +21,7 @@ FamilyOpt = Annotated[str, typer.Option(help="Search-space family (lenet, cell, 
 FamilyKV = Annotated[list[str] | None, typer.Option("--family-opt", help="Family option key=value (repeatable).")]
 InputOpt = Annotated[str | None, typer.Option(help="Input shape C,H,W of the task (default: the family's usual one; "
                                                    "mobilenet takes H×W from each arch's resolution).")]
-ClassesOpt = Annotated[int, typer.Option(help="Classes of the task.")]
+ClassesOpt = Annotated[int | None, typer.Option(help="Classes of the task (default: the family's usual number).")]
 RuntimeOpt = Annotated[str, typer.Option(help="torch (eager) or onnxruntime.")]
 ThreadsOpt = Annotated[int, typer.Option(help="Intra-op threads (1 is the steadiest on a shared machine).")]
 RepeatsOpt = Annotated[int, typer.Option(help="Timed calls per model (after the warm-up).")]
@@ -31,31 +31,30 @@ CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder (default $NASF
                                                     "$XDG_CACHE_HOME/nasforge or ~/.cache/nasforge).")]
 
 
-def _kv(items: list[str] | None) -> dict[str, Any]:
+def _setup(family: str, family_opt: list[str] | None, input_shape: str | None, classes: int | None) -> tuple[Any, Any]:
+    """The family and the task: the family's usual task (3×32×32 images, 10 classes when it has none), with the shape
+    and the class count the options give."""
+    from ..errors import NasforgeError
+    from ..spaces import create_family
+    from ..task import CIFAR10_TASK, Task
     from ..textio import parse_kv
 
-    return parse_kv(items, "family")
-
-
-def _setup(family: str, family_opt: list[str] | None, input_shape: str | None, classes: int) -> tuple[Any, Any]:
-    from ..errors import NasforgeError
-    from ..spaces import MNIST_TASK, Task, create_family
-
-    fam = create_family(family, **_kv(family_opt))
-    if input_shape is None:
-        task = MNIST_TASK if family == "lenet" else Task((3, 32, 32), classes)
-    else:
+    fam = create_family(family, **parse_kv(family_opt, "family"))
+    task = fam.default_task or CIFAR10_TASK
+    if input_shape is None and classes is None:
+        return fam, task
+    shape = task.input_shape
+    if input_shape is not None:
         try:
             shape = tuple(int(x) for x in input_shape.replace("x", ",").split(","))
         except ValueError:
             raise NasforgeError(f"--input-shape {input_shape!r} must be integers like 3,32,32") from None
-        task = Task(shape, classes)
-    return fam, task
+    return fam, Task(shape, task.num_classes if classes is None else classes)
 
 
 def _archs(fam: Any, arch: str | None, random: int | None, seed: int) -> list[Any]:
-    from ..cost.lut import sample_archs
     from ..errors import NasforgeError
+    from ..latency.base import sample_archs
 
     if (arch is None) == (random is None):
         raise NasforgeError("give exactly one of --arch '<json>' and --random N")
@@ -84,7 +83,7 @@ def measure(
     seed: SeedOpt = 0,
     family_opt: FamilyKV = None,
     input_shape: InputOpt = None,
-    classes: ClassesOpt = 10,
+    classes: ClassesOpt = None,
     cache_dir: CacheOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure again and do not store.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
@@ -93,7 +92,8 @@ def measure(
     from rich.console import Console
     from rich.table import Table
 
-    from ..cost.latency import MeasuredLatency, machine_fingerprint
+    from ..latency.machine import machine_fingerprint
+    from ..latency.measured import MeasuredLatency
 
     fam, task = _setup(family, family_opt, input_shape, classes)
     archs = _archs(fam, arch, random, seed)
@@ -131,14 +131,15 @@ def lut(
     seed: SeedOpt = 0,
     family_opt: FamilyKV = None,
     input_shape: InputOpt = None,
-    classes: ClassesOpt = 10,
+    classes: ClassesOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build (or resume) the per-unit latency lookup table of a family, then calibrate it on whole networks."""
     from rich.console import Console
 
-    from ..cost.latency import MeasuredLatency
-    from ..cost.lut import build_table, family_units, sample_archs
+    from ..latency.base import sample_archs
+    from ..latency.lut import build_table, family_units
+    from ..latency.measured import MeasuredLatency
 
     fam, task = _setup(family, family_opt, input_shape, classes)
     table = build_table(fam, task, out, n_archs=archs, seed=seed, progress=not quiet, granularity=granularity,
@@ -171,15 +172,18 @@ def predictor_train(
     seed: SeedOpt = 0,
     family_opt: FamilyKV = None,
     input_shape: InputOpt = None,
-    classes: ClassesOpt = 10,
+    classes: ClassesOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Measure archs on this machine and train a latency predictor on them (with adaptive sampling)."""
     from rich.console import Console
 
-    from ..cost.latency import MeasuredLatency
-    from ..cost.lut import sample_archs
-    from ..cost.predictor import KernelPredictor, ModelPredictor, PredictorError, adaptive_fit
+    from ..latency.base import sample_archs
+    from ..latency.kernel_level import KernelPredictor
+    from ..latency.measured import MeasuredLatency
+    from ..latency.model_level import ModelPredictor, adaptive_fit
+    from ..latency.predictor import PredictorError
+    from ..latency.table import LatencyTable
 
     fam, task = _setup(family, family_opt, input_shape, classes)
     meas = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, stat=stat,
@@ -192,8 +196,6 @@ def predictor_train(
                                         lambda new: meas.predict(new), rounds=rounds)
         con.print(f"trained on {len(pool)} archs ({len(pool) - len(archs)} added by adaptive sampling): {hist}")
     elif kind == "kernel":
-        from ..cost.lut import LatencyTable
-
         kt = LatencyTable(granularity="layer", runtime=runtime, threads=threads)
         p = KernelPredictor(fam, task, kt, seed=seed).fit(archs, ms, rounds=rounds)
         con.print(f"{len(kt)} kernels measured; adaptive sampling: {p.history}")
@@ -218,9 +220,9 @@ def predictor_evaluate(
     """Measure held-out archs and report ±10% accuracy, RMSE and Spearman of a saved predictor."""
     from rich.console import Console
 
-    from ..cost.latency import MeasuredLatency
-    from ..cost.lut import sample_archs
-    from ..cost.predictor import LatencyPredictor
+    from ..latency.base import sample_archs
+    from ..latency.measured import MeasuredLatency
+    from ..latency.predictor import LatencyPredictor
 
     p = LatencyPredictor.load(predictor)
     fam, task = p.fam, p.task

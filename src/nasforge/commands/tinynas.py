@@ -31,9 +31,9 @@ def optimise(
     from rich.progress import Progress
     from rich.table import Table
 
-    from ..cost.tinynas import optimise_space
     from ..errors import NasforgeError
     from ..spaces import Task, create_family
+    from ..tinynas import optimise_space
 
     console = Console()
     try:

@@ -10,6 +10,9 @@ and is reported as such.
 
 Every sub-space sees the same ``n`` draws of the other dimensions (common random numbers, seeded by ``seed``), so that
 two sub-spaces differ only by their axes values and the ranking does not depend on sampling luck.
+
+It plans a search before it starts, so it stands with the strategies, above the families whose spaces it splits and
+the constraints it checks; it needs only the analytic counts of ``cost/``, never a latency model.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..constraints import Constraint
-from ..errors import ConstraintError, NasforgeError, SpaceError
-from .counts import COST_METRICS, costs
+from .constraints import Constraint
+from .cost.counts import costs
+from .errors import ConstraintError, NasforgeError, SpaceError
+from .metrics import COST_METRICS
 
 if TYPE_CHECKING:
-    from ..spaces.base import Family, Task
+    from .spaces.base import Family
+    from .task import Task
 
 
 @dataclass(frozen=True)
