@@ -105,8 +105,8 @@ COST_MODELS: Registry[Callable[..., Any]] = Registry("cost model")
 
 @COST_MODELS.register("latency")
 def _latency(family, task, source: str = "measured", **options: Any):
-    """``{name: latency, source: measured|lut|predictor, ...}``: adds ``latency_ms`` (see ``cost.latency``)."""
-    from .cost.latency import latency_model
+    """``{name: latency, source: measured|lut|predictor, ...}``: adds ``latency_ms`` (see ``nasforge.latency``)."""
+    from .latency import latency_model
 
     return latency_model(source, family, task, **options)
 

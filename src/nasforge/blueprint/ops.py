@@ -59,7 +59,9 @@ class Pool(Block):
         return (c, ho, wo)
 
     def specs(self, name, ins, out, p):
-        return [LayerSpec("pool", ins[0], out, (p["k"], p["k"]), p["stride"], name=name, extra=p["extra"])]
+        # max or average: the latency table builds the right module from it
+        extra = (*p["extra"], ("pool", p["how"]))
+        return [LayerSpec("pool", ins[0], out, (p["k"], p["k"]), p["stride"], name=name, extra=extra)]
 
     def graph_attrs(self, p):
         return {"kernel": p["k"], "stride": p["stride"]}

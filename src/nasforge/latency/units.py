@@ -53,7 +53,7 @@ class Unit:
         # readable head (shapes and the block's extra facts) + a hash of every member's key, which decides the rest
         first, last = self.specs[0], self.specs[-1]
         full = " ; ".join(s.key() for s in self.specs)
-        ex = ",".join(f"{a}={b}" for a, b in first.extra)
+        ex = ",".join(f"{a}={b}" for a, b in first.extra if a != "unit")  # "unit" is a position, not a cost
         kernels = "/".join(f"{s.kernel[0]}" for s in self.specs if s.kind == "conv")
         return (
             f"block|in={'x'.join(map(str, first.in_shape))}|out={'x'.join(map(str, last.out_shape))}|k={kernels}"
@@ -71,7 +71,12 @@ class Unit:
 
 
 def _block_of(spec: LayerSpec) -> str | None:
-    if "block" not in dict(spec.extra):
+    """The block a layer belongs to: its ``("unit", name)`` fact (what a blueprint macro such as MBConv sets), else,
+    for specs marked ``("block", ...)`` without one, the name without its trailing sub-part names."""
+    ex = dict(spec.extra)
+    if "unit" in ex:
+        return str(ex["unit"])
+    if "block" not in ex:
         return None
     parts = spec.name.split(".")
     while len(parts) > 1 and parts[-1] in _SUBPARTS:
