@@ -146,6 +146,8 @@ class Blueprint(Views):
             n.dim is None for n in self.nodes) else None
         self._flat_cache: dict[tuple, tuple[Shape, tuple[LayerSpec, ...]]] = {}
         self._live_cache: dict[tuple[int, int], tuple[LayerSpec, ...]] = {}
+        self._segments = _segments(self._plan)
+        self._seg_cache: dict[tuple, tuple] = {}
         return self
 
     def _compile(self, node: Node) -> tuple:
@@ -219,6 +221,33 @@ class Blueprint(Views):
         return frozenset(out)
 
     # --- per arch -----------------------------------------------------------------------------------------------
+
+
+def _segments(plan: list[tuple]) -> list[tuple]:
+    """The plan with runs of plain nodes merged: a run (no choice, one condition, each node reading the one before)
+    is priced as one unit, cached by its input shapes and the values of every dimension its blocks read.
+
+    Entries: ``(names, inputs, single, cond, dim, pos, chains, getter)``; for a run, ``dim`` is None, ``chains`` holds
+    its one flattened chain and ``getter`` reads the run's dimensions; for a choice, ``getter`` is None."""
+    out: list[list[Any]] = []
+    for name, inputs, single, cond, dim, pos, chains in plan:
+        prev = out[-1] if out else None
+        joins = (
+            prev is not None and dim is None and prev[4] is None and prev[3] == cond and single
+            and inputs[0] == prev[0][-1]
+        )
+        if joins:
+            prev[0] = (*prev[0], name)
+            prev[6] = ((*prev[6][0], *chains[0]),)
+        else:
+            out.append([(name,), inputs, single, cond, dim, pos, chains, None])
+    for seg in out:
+        if seg[4] is None:
+            dims = sorted({d for block, _, _ in seg[6][0] for d in block.key_dims})
+            if dims:
+                get = operator.itemgetter(*dims)
+                seg[7] = get if len(dims) > 1 else (lambda d, get=get: (get(d),))
+    return [tuple(seg) for seg in out]
 
 
 def _getter(block: Block):

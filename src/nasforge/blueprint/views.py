@@ -96,31 +96,43 @@ class Views:
         cache = self._cache
         ok = [all(c(d) for c in when) for when in self._conds]
         shapes: dict[str, Shape] = {INPUT: self.input_shape_of(d)}
+        sizes: dict[str, int] = {INPUT: _numel(shapes[INPUT])}
         alias: dict[str, str] = {}
         per_prim: list[tuple[tuple[LayerSpec, ...], tuple[str, ...], str]] = []
-        for name, inputs, single, cond, dim, pos, chains in self._plan:
+        for names, inputs, single, cond, dim, pos, chains, get in self._segments:
             if single:
                 ins = (alias.get(inputs[0], inputs[0]),)
             else:
                 ins = tuple(alias.get(x, x) for x in ((i(d) if type(i) is P else i) for i in inputs))
             if cond >= 0 and not ok[cond]:
-                alias[name] = ins[0]
+                for name in names:
+                    alias[name] = ins[0]
                 continue
-            chain = chains[0] if dim is None else chains[pos[(isinstance(d[dim], bool), d[dim])]]
-            for block, get, pname in chain:
-                raw = get(d) if get is not None else ()
-                in_shapes = (shapes[ins[0]],) if len(ins) == 1 else tuple(shapes[x] for x in ins)
+            in_shapes = (shapes[ins[0]],) if len(ins) == 1 else tuple(shapes[x] for x in ins)
+            if dim is None:  # a run of plain nodes, priced as one cached unit
+                key = (names[0], in_shapes, get(d) if get is not None else ())
+                hit = self._seg_cache.get(key)
+                if hit is None:
+                    hit = self._price_run(key, chains[0], in_shapes, d)
+                per_prim.append((hit[0], ins, names[0]))
+                per_prim += hit[1]
+                shapes.update(hit[2])
+                sizes.update(hit[3])
+                continue
+            for block, get_b, pname in chains[pos[(isinstance(d[dim], bool), d[dim])]]:
+                raw = get_b(d) if get_b is not None else ()
                 hit = cache.get((block, in_shapes, raw))
                 if hit is None:
                     hit = self._price(block, in_shapes, raw, pname, d)
-                shapes[pname] = hit[0]
+                shapes[pname], sizes[pname] = hit[0], hit[2]
                 per_prim.append((hit[1], ins, pname))
                 ins = (pname,)
-            if ins[0] != name:
-                alias[name] = ins[0]
+                in_shapes = (hit[0],)
+            if ins[0] != names[0]:
+                alias[names[0]] = ins[0]
         if self._is_chain:
             return [s for specs, _, _ in per_prim for s in specs]
-        return _with_liveness(per_prim, shapes, alias.get(self.nodes[-1].name, self.nodes[-1].name), self._live_cache)
+        return _with_liveness(per_prim, sizes, alias.get(self.nodes[-1].name, self.nodes[-1].name), self._live_cache)
 
     def _flat_layers(self, d: dict[str, Any]) -> list[LayerSpec]:
         cache = self._flat_cache
@@ -135,13 +147,28 @@ class Views:
             out += hit[1]
         return out
 
+    def _price_run(self, key: tuple, chain: tuple, in_shapes: tuple[Shape, ...], d: Mapping[str, Any]) -> tuple:
+        """A run's first layers, the (layers, inputs, name) of the others, and every node's output shape."""
+        entries: list[tuple[tuple[LayerSpec, ...], tuple[str, ...], str]] = []
+        made: dict[str, Shape] = {}
+        sizes: dict[str, int] = {}
+        prev = None
+        for block, get, pname in chain:
+            raw = get(d) if get is not None else ()
+            hit = self._cache.get((block, in_shapes, raw)) or self._price(block, in_shapes, raw, pname, d)
+            entries.append((hit[1], (prev,), pname))
+            made[pname], sizes[pname] = hit[0], hit[2]
+            in_shapes, prev = (hit[0],), pname
+        out = self._seg_cache[key] = (entries[0][0], tuple(entries[1:]), made, sizes)
+        return out
+
     def _price(self, block: Block, in_shapes: tuple[Shape, ...], raw: tuple, name: str, arch: Mapping[str, Any]):
         p = block.resolve(arch)
         try:
             out = block.out_shape(in_shapes, p)
         except SpaceError as e:
             raise SpaceError(f"{name}: {e}") from None
-        hit = self._cache[(block, in_shapes, raw)] = (out, tuple(block.specs(name, in_shapes, out, p)))
+        hit = self._cache[(block, in_shapes, raw)] = (out, tuple(block.specs(name, in_shapes, out, p)), _numel(out))
         return hit
 
     def graph(self, arch: Mapping[str, Any]) -> OpGraph:
@@ -174,7 +201,7 @@ class Views:
             return arch
         return Arch._trusted(new, sp)  # values taken from the space's own choices
 
-def _with_liveness(per_prim, shapes: dict[str, Shape], output: str, memo: dict) -> list[LayerSpec]:
+def _with_liveness(per_prim, size: dict[str, int], output: str, memo: dict) -> list[LayerSpec]:
     """The specs with ``live`` set: at each layer, the elements of earlier tensors (other than its own inputs) that a
     later layer still reads. One pass: a running sum of the tensors made so far that are read later."""
     n = len(per_prim)
@@ -183,14 +210,17 @@ def _with_liveness(per_prim, shapes: dict[str, Shape], output: str, memo: dict) 
         for t in ins:
             last[t] = i
     last[output] = n
-    size = {t: _numel(shapes[t]) for t in last}
     expiring = [0] * (n + 1)  # elements whose last reader is layer i
     for t, i in last.items():
         expiring[i] += size[t]
-    running = size[INPUT] if last.get(INPUT, -1) >= 0 else 0
+    running = size[INPUT] if INPUT in last else 0
     out: list[LayerSpec] = []
     for i, (specs, ins, made) in enumerate(per_prim):
-        own_later = sum(size[t] for t in set(ins) if last[t] > i)
+        if len(ins) == 1:
+            t = ins[0]
+            own_later = size[t] if last[t] > i else 0
+        else:
+            own_later = sum(size[t] for t in set(ins) if last[t] > i)
         live = running - expiring[i] - own_later
         if live:
             key = (id(specs), live)  # the cached spec tuples live as long as the blueprint
