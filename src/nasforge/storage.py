@@ -1,10 +1,15 @@
-"""Experiment storage: SQLite by default, any SQLAlchemy URL for a shared server.
+"""Experiment storage: SQLite by default, any SQLAlchemy URL for a shared server, ``memory://`` for throw-away studies.
 
-One row per trial (arch, state, metrics, costs, learning curve, timings, error, worker) and an event log of the
-strategy's asks and tells, so that a resumed study can replay its strategy exactly. Every change is one transaction,
-so a process killed at any point leaves a consistent database: at worst a trial stays ``running`` and is run again.
+One row per trial (arch, state, metrics, costs, learning curve, timings, error, worker), an event log of the
+strategy's asks and tells (so that a resumed study replays its strategy exactly) and a table of small artifacts (the
+database artifact store). Every change is one transaction, so a process killed at any point leaves a consistent
+database: at worst a trial stays ``running`` and is run again.
 
 A database written by a newer schema, one that is not nasforge's, or a corrupt file is refused, never overwritten.
+Schema 2 added the artifact table; a schema-1 database gains it when opened (nothing else changes).
+
+``Storage(url)`` picks the backend by URL: ``memory://`` is ``MemoryStorage`` (plain dictionaries, about a hundred
+times cheaper per trial than SQL, gone with the process); anything else is ``SqlStorage``.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import math
 import os
 import socket
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +30,14 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from .errors import StorageError
 from .space import Arch
-from .trial import State
+from .trial import State, Trial
 
-SCHEMA_VERSION = 1
+# MemoryStorage (``memory://``) lives in memstorage.py
+__all__ = ["DEFAULT_URL", "MEMORY_URL", "SqlStorage", "Storage", "Trial", "check_study_name", "worker_name"]
+
+SCHEMA_VERSION = 2
 DEFAULT_URL = "sqlite:///nasforge.db"
+MEMORY_URL = "memory://"
 
 meta = sa.MetaData()
 meta_table = sa.Table(
@@ -72,61 +81,155 @@ events_table = sa.Table(
     sa.Column("kind", sa.String(8), nullable=False),  # "ask" (value = n requested) or "tell" (value = trial number)
     sa.Column("value", sa.Integer, nullable=False),
 )
+artifacts_table = sa.Table(  # schema 2: the database artifact store (small models)
+    "nasforge_artifacts",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, sa.ForeignKey("nasforge_studies.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("arch_key", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("study_id", "number", "name"),
+)
 sa.Index("ix_trials_study", trials_table.c.study_id, trials_table.c.number)
 sa.Index("ix_events_study", events_table.c.study_id, events_table.c.id)
+sa.Index("ix_artifacts_arch", artifacts_table.c.study_id, artifacts_table.c.arch_key)
+_ADDED_IN = {"nasforge_artifacts": 2}  # tables a database of an older schema gains when opened
+
+
+def _clean(v: Any) -> Any:
+    # NaN/inf are not JSON; store them as null so that other tools can read the database
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Mapping):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
 
 
 def _dumps(obj: Any) -> str:
-    # NaN/inf are not JSON; store them as null so that other tools can read the database
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, Mapping):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(obj), separators=(",", ":"))
+    return json.dumps(_clean(obj), separators=(",", ":"))
 
 
-@dataclass
-class Trial:
-    """One recorded trial, as plain data."""
+def _nan_dict(text: str) -> dict[str, float]:
+    return {k: (math.nan if v is None else v) for k, v in json.loads(text).items()}
 
-    number: int
-    arch: Arch
-    state: State
-    feasible: bool = True
-    metrics: dict[str, float] = field(default_factory=dict)
-    costs: dict[str, float] = field(default_factory=dict)
-    curve: list[dict[str, float]] = field(default_factory=list)
-    error: str | None = None
-    worker: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    duration_s: float | None = None
-    artifact: str | None = None
 
-    def value(self, metric: str) -> float | None:
-        v = self.metrics.get(metric, self.costs.get(metric))
-        return None if v is None else float(v)
-
-    @property
-    def values(self) -> dict[str, float]:
-        return {**self.costs, **self.metrics}
+def check_study_name(name: object) -> str:
+    """``name`` if it can name a study (it becomes a folder of the artifact store), else a one-line ``StorageError``."""
+    why = None
+    if not isinstance(name, str) or not name.strip():
+        why = "it is empty"
+    elif "/" in name or "\\" in name or os.sep in name:
+        why = "it holds a path separator"
+    elif ".." in name or name.strip() == ".":
+        why = "it holds '..' or is '.'"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        why = "it holds a control character"
+    elif len(name) > 200 or name != name.strip():
+        why = "it is longer than 200 characters or starts or ends with a space"
+    if why:
+        raise StorageError(f"study name {name!r} is not allowed ({why}); use letters, digits, '-', '_' and '.'")
+    return name
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Storage:
-    """A database of studies. The constructor only stores the URL; the first use connects and checks the schema."""
+class Storage(ABC):
+    """A database of studies. ``Storage(url)`` returns the backend for ``url``; constructors only store the URL.
+
+    Contract: ``record_ask`` and ``record_finish`` are each atomic; ``trials`` returns copies in trial-number order;
+    ``events`` returns the asks and tells in the order they were recorded. Blobs are the database artifact store.
+    """
+
+    url: str
+
+    def __new__(cls, url: str = DEFAULT_URL) -> Storage:
+        if cls is Storage:
+            if str(url).startswith(MEMORY_URL):
+                from .memstorage import MemoryStorage
+
+                cls = MemoryStorage
+            else:
+                cls = SqlStorage
+        return super().__new__(cls)
+
+    # --- where ------------------------------------------------------------------------------------------------------
+    @property
+    def db_path(self) -> Path | None:
+        """The database file, as an absolute path (relative artifact roots are recorded against its folder), or None
+        for a database that is not a file."""
+        return None
+
+    @property
+    def shareable(self) -> bool:
+        """Whether another process can open this database by its URL (workers writing artifacts into it)."""
+        return False
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        pass
+
+    # --- studies ------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def study_id(self, name: str, create: bool = True) -> int: ...
+
+    @abstractmethod
+    def study_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def get_config(self, study_id: int) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def set_config(self, study_id: int, config: Mapping[str, Any]) -> None: ...
+
+    # --- trials and events --------------------------------------------------------------------------------------
+    @abstractmethod
+    def record_ask(self, study_id: int, n: int, trials: Sequence[Trial]) -> None:
+        """One transaction: the ask event and its new trials (running, or already told if infeasible)."""
+
+    @abstractmethod
+    def record_finish(self, study_id: int, trial: Trial) -> None:
+        """One transaction: the trial's outcome and the tell event."""
+
+    @abstractmethod
+    def trials(self, study_id: int) -> list[Trial]: ...
+
+    @abstractmethod
+    def events(self, study_id: int) -> list[tuple[str, int]]: ...
+
+    # --- blobs (the database artifact store) --------------------------------------------------------------------
+    @abstractmethod
+    def put_blob(self, study_id: int, number: int, arch_key: str, name: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_blob(self, study_id: int, number: int, name: str) -> bytes | None: ...
+
+    @abstractmethod
+    def blob_names(self, study_id: int, number: int) -> list[str]: ...
+
+    @abstractmethod
+    def blob_number(self, study_id: int, arch_key: str) -> int | None:
+        """The trial number whose blobs carry ``arch_key``, or None."""
+
+    def _missing_study(self, name: str) -> StorageError:
+        known = ", ".join(self.study_names()) or "none"
+        return StorageError(f"no study {name!r} in {self.url}; studies there: {known}")
+
+
+class SqlStorage(Storage):
+    """SQLite (WAL) or any SQLAlchemy database. The first use connects and checks (or upgrades) the schema."""
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
         self._engine: sa.Engine | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "_engine": None}  # a worker process opens its own connection
 
     # --- connection and schema ----------------------------------------------------------------------------------
     @property
@@ -140,6 +243,22 @@ class Storage:
         if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
             return Path(u.database)
         return None
+
+    @property
+    def db_path(self) -> Path | None:
+        try:
+            path = self._sqlite_path()
+        except sa.exc.ArgumentError:
+            return None
+        return None if path is None else path.resolve()
+
+    @property
+    def shareable(self) -> bool:
+        try:
+            u = sa.engine.make_url(self.url)
+        except sa.exc.ArgumentError:
+            return False
+        return u.get_backend_name() != "sqlite" or self._sqlite_path() is not None
 
     def _connect(self) -> sa.Engine:
         try:
@@ -168,8 +287,7 @@ class Storage:
         return engine
 
     def _check_schema(self, conn: sa.Connection) -> None:
-        insp = sa.inspect(conn)
-        tables = set(insp.get_table_names())
+        tables = set(sa.inspect(conn).get_table_names())
         if "nasforge_meta" not in tables:
             if tables:
                 raise StorageError(
@@ -189,8 +307,16 @@ class Storage:
                 "upgrade nasforge to open it"
             )
         missing = {t.name for t in meta.sorted_tables} - tables
-        if missing:
-            raise StorageError(f"{self.url} lacks nasforge tables {sorted(missing)}; it is damaged, refusing to use it")
+        added = {t for t in missing if _ADDED_IN.get(t, 0) > version}
+        if missing - added:
+            raise StorageError(
+                f"{self.url} lacks nasforge tables {sorted(missing - added)}; it is damaged, refusing to use it"
+            )
+        if version < SCHEMA_VERSION:  # additive upgrade: new tables only, existing rows untouched
+            meta.create_all(conn, tables=[meta.tables[t] for t in sorted(added)])
+            conn.execute(
+                meta_table.update().where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+            )
 
     def close(self) -> None:
         if self._engine is not None:
@@ -204,10 +330,8 @@ class Storage:
             if row:
                 return int(row[0])
             if not create:
-                known = [r[0] for r in conn.execute(sa.select(studies_table.c.name))]
-                raise StorageError(
-                    f"no study {name!r} in {self.url}; studies there: {', '.join(known) or 'none'}"
-                )
+                raise self._missing_study(name)
+            check_study_name(name)
             res = conn.execute(studies_table.insert().values(name=name, created_at=time.time(), config="{}"))
             return int(res.inserted_primary_key[0])
 
@@ -228,11 +352,10 @@ class Storage:
 
     # --- trials and events --------------------------------------------------------------------------------------
     def record_ask(self, study_id: int, n: int, trials: Sequence[Trial]) -> None:
-        """One transaction: the ask event and its new trials (running, or already finished if infeasible)."""
         with self.engine.begin() as conn:
             conn.execute(events_table.insert().values(study_id=study_id, kind="ask", value=n))
             if trials:
-                conn.execute(trials_table.insert(), [self._row(study_id, t) for t in trials])
+                conn.execute(trials_table.insert(), [_row(study_id, t) for t in trials])
             tells = [t.number for t in trials if t.state != State.RUNNING]
             if tells:
                 conn.execute(
@@ -240,8 +363,7 @@ class Storage:
                 )
 
     def record_finish(self, study_id: int, trial: Trial) -> None:
-        """One transaction: the trial's outcome and the tell event."""
-        row = self._row(study_id, trial)
+        row = _row(study_id, trial)
         with self.engine.begin() as conn:
             conn.execute(
                 trials_table.update()
@@ -250,59 +372,11 @@ class Storage:
             )
             conn.execute(events_table.insert().values(study_id=study_id, kind="tell", value=trial.number))
 
-    def mark_started(self, study_id: int, number: int, worker: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                trials_table.update()
-                .where(trials_table.c.study_id == study_id, trials_table.c.number == number)
-                .values(state=State.RUNNING.value, worker=worker, started_at=time.time())
-            )
-
-    @staticmethod
-    def _row(study_id: int, t: Trial) -> dict[str, Any]:
-        return {
-            "study_id": study_id,
-            "number": t.number,
-            "arch_key": t.arch.key,
-            "arch": t.arch.to_json(),
-            "state": State(t.state).value,
-            "feasible": bool(t.feasible),
-            "metrics": _dumps(t.metrics),
-            "costs": _dumps(t.costs),
-            "curve": _dumps(t.curve),
-            "error": t.error,
-            "worker": t.worker,
-            "started_at": t.started_at,
-            "finished_at": t.finished_at,
-            "duration_s": t.duration_s,
-            "artifact": t.artifact,
-        }
-
     def trials(self, study_id: int) -> list[Trial]:
         c = trials_table.c
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(trials_table).where(c.study_id == study_id).order_by(c.number)).all()
-        out = []
-        for r in rows:
-            m = r._mapping
-            out.append(
-                Trial(
-                    number=m["number"],
-                    arch=Arch.from_json(m["arch"]),
-                    state=State(m["state"]),
-                    feasible=bool(m["feasible"]),
-                    metrics={k: (math.nan if v is None else v) for k, v in json.loads(m["metrics"]).items()},
-                    costs={k: (math.nan if v is None else v) for k, v in json.loads(m["costs"]).items()},
-                    curve=json.loads(m["curve"]),
-                    error=m["error"],
-                    worker=m["worker"],
-                    started_at=m["started_at"],
-                    finished_at=m["finished_at"],
-                    duration_s=m["duration_s"],
-                    artifact=m["artifact"],
-                )
-            )
-        return out
+        return [_trial(r._mapping) for r in rows]
 
     def events(self, study_id: int) -> list[tuple[str, int]]:
         c = events_table.c
@@ -310,12 +384,75 @@ class Storage:
             rows = conn.execute(sa.select(c.kind, c.value).where(c.study_id == study_id).order_by(c.id)).all()
         return [(k, int(v)) for k, v in rows]
 
-    def artifacts_root(self) -> Path:
-        """Where trial artifacts (weights) go: beside a SQLite file, else ``./nasforge_artifacts``."""
-        path = self._sqlite_path()
-        if path is not None:
-            return path.parent / f"{path.stem}_artifacts"
-        return Path("nasforge_artifacts")
+    # --- blobs --------------------------------------------------------------------------------------------------
+    def put_blob(self, study_id: int, number: int, arch_key: str, name: str, data: bytes) -> None:
+        c = artifacts_table.c
+        with self.engine.begin() as conn:  # replace: a trial run again (left running by a dead worker) rewrites
+            conn.execute(artifacts_table.delete().where(c.study_id == study_id, c.number == number, c.name == name))
+            conn.execute(
+                artifacts_table.insert().values(
+                    study_id=study_id, number=number, arch_key=arch_key, name=name, data=bytes(data),
+                    created_at=time.time(),
+                )
+            )
+
+    def get_blob(self, study_id: int, number: int, name: str) -> bytes | None:
+        c = artifacts_table.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(c.data).where(c.study_id == study_id, c.number == number, c.name == name)
+            ).first()
+        return None if row is None else bytes(row[0])
+
+    def blob_names(self, study_id: int, number: int) -> list[str]:
+        c = artifacts_table.c
+        with self.engine.connect() as conn:
+            q = sa.select(c.name).where(c.study_id == study_id, c.number == number).order_by(c.name)
+            return [r[0] for r in conn.execute(q)]
+
+    def blob_number(self, study_id: int, arch_key: str) -> int | None:
+        c = artifacts_table.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(c.number).where(c.study_id == study_id, c.arch_key == arch_key)).first()
+        return None if row is None else int(row[0])
+
+
+def _row(study_id: int, t: Trial) -> dict[str, Any]:
+    return {
+        "study_id": study_id,
+        "number": t.number,
+        "arch_key": t.arch.key,
+        "arch": t.arch.to_json(),
+        "state": State(t.state).value,
+        "feasible": bool(t.feasible),
+        "metrics": _dumps(t.metrics),
+        "costs": _dumps(t.costs),
+        "curve": _dumps(t.curve),
+        "error": t.error,
+        "worker": t.worker,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "duration_s": t.duration_s,
+        "artifact": t.artifact,
+    }
+
+
+def _trial(m: Mapping[str, Any]) -> Trial:
+    return Trial(
+        number=m["number"],
+        arch=Arch.from_json(m["arch"]),
+        state=State(m["state"]),
+        feasible=bool(m["feasible"]),
+        metrics=_nan_dict(m["metrics"]),
+        costs=_nan_dict(m["costs"]),
+        curve=json.loads(m["curve"]),
+        error=m["error"],
+        worker=m["worker"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        duration_s=m["duration_s"],
+        artifact=m["artifact"],
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -325,3 +462,4 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
