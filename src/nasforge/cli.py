@@ -146,7 +146,7 @@ def _run(cfg, quiet: bool) -> None:
         def on_trial(t) -> None:
             bar.advance(search_task)
             bar.update(train_task, visible=False)
-            if t.state.value != "infeasible":
+            if t.state.value != "infeasible" and not quiet:
                 if not shown:  # the objectives are recorded once the run has started
                     shown.extend(dict.fromkeys([o.metric for o in study.objectives()] + ["val_acc", "test_acc"]))
                 vals = " ".join(f"{k}={human(k, t.metrics[k])}" for k in shown if k in t.metrics)
@@ -175,8 +175,11 @@ def _summary(study, describe) -> None:
     if best is None:
         out.print("no feasible trial completed")
     else:
+        from .report import columns
+
+        shown = columns(study, [best])[1]
         out.print(f"best: trial {best.number} {describe(best.arch)} " +
-                  " ".join(f"{k}={human(k, v)}" for k, v in best.metrics.items()))
+                  " ".join(f"{k}={human(k, best.value(k))}" for k in shown))
 
 
 def _describer(study):
