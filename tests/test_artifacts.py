@@ -14,6 +14,7 @@ from nasforge.artifacts import (
 from nasforge.errors import NasforgeError, StorageError
 from nasforge.spaces import MNIST_TASK, create_family
 from nasforge.storage import Storage
+from nasforge.strategies import create_strategy
 from nasforge.strategies.base import Strategy
 from nasforge.study import Study
 
@@ -149,3 +150,19 @@ def test_legacy_folder_layout_is_still_found(tmp_path):
     (tmp_path / "art" / "s" / "4").mkdir(parents=True)
     (tmp_path / "art" / "s" / "4" / "model.pt").write_bytes(b"old")
     assert FolderStore(tmp_path / "art").get(ArtifactKey("s", 4, "k"), "model.pt") == b"old"
+
+
+def save_bytes(arch, ctx):
+    ctx.artifacts.put("model.pt", arch.key.encode())
+    return {"val_acc": float(arch["fc1"])}
+
+
+def test_workers_hand_back_what_they_cannot_store():
+    """A memory:// study evaluated in worker processes: the files come back with the outcome and are stored."""
+    from nasforge.executors import ProcessPool
+
+    fam = create_family("lenet")
+    s = Study.open("w", "memory://").run(fam, create_strategy("random", fam.space, seed=1), save_bytes, task=MNIST_TASK, budget=4,
+                                         executor=ProcessPool(2))  # fmt: skip
+    for t in s.trials():
+        assert t.artifact == "model.pt" and s.artifacts.read(s.artifact_key(t), "model.pt") == t.arch.key.encode()

@@ -70,7 +70,8 @@ class Loop:
     def __init__(self, plan: Plan) -> None:
         self.p = plan
         self.trials: dict[int, Trial] = {t.number: t for t in plan.storage.trials(plan.study_id)}
-        self.networks = {t.arch.key: t.number for t in self.trials.values()}
+        # recorded archs are canonical; the canonical form is taken again for records older than that rule
+        self.networks = {plan.family.canonical(t.arch).key: t.number for t in self.trials.values()}
         self.asked: dict[int, Arch] = {}  # the arch the strategy proposed for each trial (told back as proposed)
         self.inflight: dict[Future[Outcome], Trial] = {}
         self.exhausted = False
@@ -176,7 +177,7 @@ class Loop:
             if kind == "ask":
                 for a in strategy.ask(value) if value > 0 else []:
                     t = self.trials.get(nxt)
-                    if t is None or t.arch.key != self.p.family.canonical(a).key:
+                    if t is None or self.networks.get(self.p.family.canonical(a).key) != nxt:
                         raise StorageError(
                             f"study {self.p.study!r}: the strategy does not replay its recorded trials (trial {nxt}); "
                             "was it created with another seed or version? Use a new --study name"
