@@ -162,7 +162,7 @@ def test_workers_hand_back_what_they_cannot_store():
     from nasforge.executors import ProcessPool
 
     fam = create_family("lenet")
-    s = Study.open("w", "memory://").run(fam, create_strategy("random", fam.space, seed=1), save_bytes, task=MNIST_TASK, budget=4,
-                                         executor=ProcessPool(2))  # fmt: skip
+    s = Study.open("w", "memory://").run(fam, create_strategy("random", fam.space, seed=1), save_bytes,
+                                         task=MNIST_TASK, budget=4, executor=ProcessPool(2))  # fmt: skip
     for t in s.trials():
         assert t.artifact == "model.pt" and s.artifacts.read(s.artifact_key(t), "model.pt") == t.arch.key.encode()
