@@ -21,6 +21,7 @@ from typing import Any
 from .artifacts import TrialArtifacts
 from .errors import NasforgeError, TrialFailed
 from .evaluators.base import Context, Evaluator
+from .registry import Registry
 from .space import Arch
 from .storage import worker_name
 from .task import Task
@@ -84,7 +85,12 @@ def run_job(job: Job) -> Outcome:
 
 class Executor(ABC):
     """Runs jobs. ``slots`` is how many may run at once (the study keeps that many in flight); ``in_process`` says
-    whether jobs run in the driver's process (so a progress callback reaches them)."""
+    whether jobs run in the driver's process (so a progress callback reaches them).
+
+    Contract: ``submit(job)`` returns a future of ``run_job(job)``'s outcome (the same outcome wherever it runs, so
+    results do not depend on the executor) and never blocks longer than it takes to hand the job over, except an
+    in-process executor, which runs it. ``shutdown()`` waits for or cancels what is in flight; it may be called twice.
+    Registered by name in ``EXECUTORS``, so that the conformance tests cover every one."""
 
     slots: int = 1
     in_process: bool = False
@@ -96,6 +102,10 @@ class Executor(ABC):
         pass
 
 
+EXECUTORS: Registry[type[Executor]] = Registry("executor")
+
+
+@EXECUTORS.register("serial")
 class Serial(Executor):
     """In-process, one trial at a time; the future is already done when ``submit`` returns."""
 
@@ -108,6 +118,7 @@ class Serial(Executor):
         return f
 
 
+@EXECUTORS.register("process")
 class ProcessPool(Executor):
     """A local pool of ``workers`` processes (spawned, each with ``threads`` torch threads)."""
 
@@ -142,4 +153,5 @@ def _init_worker(threads: int) -> None:
 
 
 def create_executor(workers: int = 1, threads: int = 1) -> Executor:
-    return Serial() if workers <= 1 else ProcessPool(workers, threads)
+    """In-process for one worker, else a process pool (the CLI's ``--workers``)."""
+    return EXECUTORS.create("serial") if workers <= 1 else EXECUTORS.create("process", workers, threads)
