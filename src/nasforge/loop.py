@@ -126,7 +126,7 @@ class Loop:
                 "must propose each network once (in the family's canonical form)"
             )
         costs = self.p.pricer.cheap(arch)
-        t = Trial(number=number, arch=arch, state=State.RUNNING, costs=costs)
+        t = Trial(number=number, arch=arch, state=State.RUNNING, costs=dict(costs))
         bad = self.p.gate.violated(costs)
         if bad:
             t.state, t.feasible, t.finished_at = State.INFEASIBLE, False, time.time()
