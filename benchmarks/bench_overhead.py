@@ -11,7 +11,8 @@ Optuna: RandomSampler and TPESampler (its default) with the same six categorical
 (SQLite) storage.
 
 Every case runs in its own process (so imports and caches do not leak between them), ``--repeats`` times,
-interleaved; the figure is the median. ``--baseline`` points at another checkout's ``src`` (an older commit): its
+interleaved; the figures are medians of wall time and of the process's CPU time (steadier on a loaded machine).
+``--baseline`` points at another checkout's ``src`` (an older commit): its
 nasforge cases run interleaved with this tree's, and the ratio this/baseline is printed.
 """
 
@@ -45,6 +46,21 @@ OPTUNA_CASES = {
 }
 
 
+class Clock:
+    """Wall and CPU time of a block, in ms per trial. CPU time (this process only) is the steadier figure on a loaded
+    machine; both are reported."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def per(self, n: int) -> dict[str, float]:
+        return {"wall": self.wall / n * 1e3, "cpu": self.cpu / n * 1e3}
+
+
 def score(arch) -> float:
     return sum(OPS.index(arch[f"e{i}"]) for i in range(6)) / 10
 
@@ -75,7 +91,7 @@ def toy_family():
     return Toy()
 
 
-def nasforge_case(case: str, n: int, tmp: str, args) -> float | None:
+def nasforge_case(case: str, n: int, tmp: str, args) -> dict[str, float] | None:
     """ms per trial of one nasforge case in this process (None: the tree cannot run it)."""
     from nasforge.spaces.base import Task
     from nasforge.strategies import create_strategy
@@ -90,13 +106,13 @@ def nasforge_case(case: str, n: int, tmp: str, args) -> float | None:
         study.trials()
     except Exception:  # an older tree without this storage
         return None
-    t = time.perf_counter()
-    study.run(fam, create_strategy("random", fam.space, seed=0), lambda a, c: {"acc": score(a)},
-              task=Task((1, 8, 8), 10), objectives=["maximize acc"], budget=n)  # fmt: skip
-    return (time.perf_counter() - t) / n * 1e3
+    with Clock() as c:
+        study.run(fam, create_strategy("random", fam.space, seed=0), lambda a, c: {"acc": score(a)},
+                  task=Task((1, 8, 8), 10), objectives=["maximize acc"], budget=n)  # fmt: skip
+    return c.per(n)
 
 
-def nb201_case(studies: int, trials: int) -> float | None:
+def nb201_case(studies: int, trials: int) -> dict[str, float] | None:
     """Many short studies on the NAS-Bench-201 table in memory: the benchmark runner's load."""
     import inspect
 
@@ -113,14 +129,14 @@ def nb201_case(studies: int, trials: int) -> float | None:
         _ = ev.table  # read once, outside the timing, as the runner does
     except DataError:
         return None
-    t = time.perf_counter()
-    for s in range(studies):
-        Study.open(f"s{s}", "memory://").run(fam, create_strategy("random", fam.space, seed=s), ev, budget=trials,
-                                             analytic_costs=False, constraints=["lat_ms_fpga<=3"])  # fmt: skip
-    return (time.perf_counter() - t) / (studies * trials) * 1e3
+    with Clock() as c:
+        for s in range(studies):
+            Study.open(f"s{s}", "memory://").run(fam, create_strategy("random", fam.space, seed=s), ev,
+                                                 budget=trials, analytic_costs=False, constraints=["lat_ms_fpga<=3"])
+    return c.per(studies * trials)
 
 
-def optuna_case(n: int, tmp: str, sampler: str, file: bool) -> float:
+def optuna_case(n: int, tmp: str, sampler: str, file: bool) -> dict[str, float]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -131,9 +147,9 @@ def optuna_case(n: int, tmp: str, sampler: str, file: bool) -> float:
     def obj(trial):
         return score({f"e{i}": trial.suggest_categorical(f"e{i}", OPS) for i in range(6)})
 
-    t = time.perf_counter()
-    study.optimize(obj, n_trials=n)
-    return (time.perf_counter() - t) / n * 1e3
+    with Clock() as c:
+        study.optimize(obj, n_trials=n)
+    return c.per(n)
 
 
 def worker(args) -> None:
@@ -146,7 +162,7 @@ def worker(args) -> None:
     print(json.dumps(v))
 
 
-def run_case(name: str, src: Path, args) -> float | None:
+def run_case(name: str, src: Path, args) -> dict[str, float] | None:
     env = {**os.environ, "PYTHONPATH": str(src)}
     cmd = [sys.executable, __file__, "--worker", name, "--trials", str(args.trials), "--tpe-trials",
            str(args.tpe_trials), "--studies", str(args.studies), "--study-trials", str(args.study_trials)]  # fmt: skip
@@ -168,27 +184,30 @@ def main() -> None:
     if args.worker:
         return worker(args)
     trees = {"this": HERE_SRC, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
-    rows: dict[str, list[float]] = {}
+    rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(label: str, v: dict[str, float] | None, r: int) -> None:
+        if v is not None:
+            for k, x in v.items():
+                rows.setdefault(label, {}).setdefault(k, []).append(x)
+            print(f"repeat {r}: {label}: {v['wall']:.3f} ms/trial wall, {v['cpu']:.3f} cpu", flush=True)
+
     for r in range(args.repeats):
         for name in NASFORGE_CASES:
             for tree, src in trees.items():
-                v = run_case(name, src, args)
-                if v is not None:
-                    rows.setdefault(f"{name} [{tree}]", []).append(v)
-                    print(f"repeat {r}: {name} [{tree}]: {v:.3f} ms/trial", flush=True)
+                add(f"{name} [{tree}]", run_case(name, src, args), r)
         for name in () if args.no_optuna else OPTUNA_CASES:
-            rows.setdefault(name, []).append(run_case(name, HERE_SRC, args))
-            print(f"repeat {r}: {name}: {rows[name][-1]:.3f} ms/trial", flush=True)
-    med = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"\nmedian ms per trial over {args.repeats} repeats, {args.trials} trials each:")
+            add(name, run_case(name, HERE_SRC, args), r)
+    med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in rows.items()}
+    print(f"\nmedian ms per trial over {args.repeats} repeats, {args.trials} trials each (wall, cpu):")
     for k, v in med.items():
-        print(f"  {k:60s} {v:8.3f}")
+        print(f"  {k:60s} {v['wall']:8.3f} {v['cpu']:8.3f}")
     ratios = {}
     for name in NASFORGE_CASES:
         a, b = med.get(f"{name} [this]"), med.get(f"{name} [baseline]")
         if a is not None and b is not None:
-            ratios[name] = a / b
-            print(f"this / baseline, {name}: {a / b:.3f}")
+            ratios[name] = {m: a[m] / b[m] for m in a}
+            print(f"this / baseline, {name}: wall {ratios[name]['wall']:.3f}, cpu {ratios[name]['cpu']:.3f}")
     from _common import save
 
     save("overhead", {"command": "python benchmarks/bench_overhead.py " + " ".join(sys.argv[1:]), "trials": args.trials,

@@ -23,7 +23,7 @@ import numpy as np
 
 from .artifacts import ArtifactKey, ArtifactStore, open_store, store_spec
 from .constraints import Constraint, Objective
-from .errors import ConstraintError, StorageError
+from .errors import ConstraintError, NasforgeError, StorageError
 from .evaluators.base import Evaluator, FunctionEvaluator
 from .executors import Executor, Serial
 from .gate import EXHAUSTIVE_CHECK, Gate
@@ -100,9 +100,7 @@ class Study:
         return [t for t, keep in zip(cands, mask, strict=True) if keep]
 
     def family(self) -> Family:
-        """The study's family, rebuilt from its record (``SpaceError`` in one line if it cannot be)."""
-        from .errors import NasforgeError
-
+        """The study's family, rebuilt from its record (a one-line ``NasforgeError`` if it cannot be)."""
         cfg = self.config
         if not cfg:
             raise NasforgeError(f"study {self.name!r} has no recorded configuration (it never ran)")
@@ -110,8 +108,7 @@ class Study:
         return load_family(spec)
 
     def task(self) -> Task:
-        from .errors import NasforgeError
-
+        """The task the study was run for, from its record."""
         if "task" not in self.config:
             raise NasforgeError(f"study {self.name!r} has no recorded task (it never ran)")
         return Task.from_dict(self.config["task"])
