@@ -245,12 +245,13 @@ class TrialArtifacts:
             return self.pending[name]
         return self._store().read(self.key, name)
 
-    def parent(self, arch_key: str, name: str = "model.pt") -> bytes:
-        """``name`` as saved by the trial of ``arch_key`` in this study (a parent's weights); one-line error if none."""
+    def parent(self, arch_key: str, name: str = "model.pt", study: str | None = None) -> bytes:
+        """``name`` as saved by the trial of ``arch_key`` in this study (or in ``study``, kept in the same store):
+        a parent's weights. One-line error if there is none."""
         store = self._store()
-        key = store.find(self.key.study, arch_key)
+        key = store.find(study or self.key.study, arch_key)
         if key is None:
-            raise NasforgeError(f"study {self.key.study!r} has no saved artifacts for arch {arch_key}")
+            raise NasforgeError(f"study {study or self.key.study!r} has no saved artifacts for arch {arch_key}")
         return store.read(key, name)
 
     def save(self, name: str, obj: Any) -> None:
@@ -261,11 +262,11 @@ class TrialArtifacts:
         torch.save(obj, buf)
         self.put(name, buf.getvalue())
 
-    def load(self, name: str, arch_key: str | None = None) -> Any:
+    def load(self, name: str, arch_key: str | None = None, study: str | None = None) -> Any:
         """``torch.load`` of ``name`` of this trial, or of the trial of ``arch_key`` (tensors only, on the CPU)."""
         import torch
 
-        data = self.get(name) if arch_key is None else self.parent(arch_key, name)
+        data = self.get(name) if arch_key is None else self.parent(arch_key, name, study)
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
     def _store(self) -> ArtifactStore:
