@@ -77,7 +77,7 @@ def search(
     latency_opt: Annotated[
         list[str] | None, typer.Option("--latency-opt", help="Latency option k=v, e.g. table=lut.json, threads=1.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-trial lines.")] = False,
 ) -> None:
     """Search a family under constraints; results go to the study's database (resumable)."""
     from .config import SearchConfig
