@@ -1,6 +1,10 @@
 """Your own model and space: a Space, a builder, costs by tracing, random search under a parameter limit.
 
     python examples/custom_space.py
+    PYTHONPATH=examples nasforge show custom --storage sqlite:///out/custom.db
+
+``ref="custom_space:family"`` is where the family can be imported from again: with it, ``nasforge show``, ``report``
+and ``export`` rebuild the family in a fresh process (the module must be importable there, hence PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ def mlp(arch, task):
     return nn.Sequential(*layers, nn.Linear(arch["width"], task.num_classes))
 
 
+family = BuilderFamily(Space({"width": [16, 32, 64, 128], "depth": [1, 2, 3]}), mlp, default_task=MNIST_TASK,
+                       ref="custom_space:family")  # fmt: skip
+
+
 def main() -> None:
-    family = BuilderFamily(Space({"width": [16, 32, 64, 128], "depth": [1, 2, 3]}), mlp, default_task=MNIST_TASK)
     # a stand-in score; use TrainEvaluator(family, "mnist") to train for real
-    study = Study.open("custom", storage="sqlite://").run(
+    study = Study.open("custom", storage="sqlite:///out/custom.db").run(
         family, create_strategy("random", family.space, seed=0), lambda arch, ctx: {"score": arch["width"]},
         objectives=["maximize score"], constraints=["params<=60K"],
     )  # fmt: skip

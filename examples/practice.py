@@ -20,7 +20,7 @@ def main() -> None:
               constraints=["size<=0.05MiB"], objectives=["maximize val_acc"])  # fmt: skip
     best = study.best()
     print(f"best: {family.describe(best.arch)} val {best.metrics['val_acc']:.2f}% test {best.metrics['test_acc']:.2f}%")
-    export_trial(study.config, best, "out/example-best")
+    export_trial(study, best, "out/example-best")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,9 @@ budget: 40
         (["search", "--strategy-opt", "oops"], "must look like key=value"),
         (["search", "--evaluator-opt", "colour=red"], "has no option 'colour'"),
         (["run", "/nonexistent.yaml"], "does not exist"),
+        (["search", "--study", "a/b"], "study name 'a/b' is not allowed"),
+        (["search", "--study", ".."], "study name '..' is not allowed"),
+        (["show", "../x"], "no study '../x'"),
     ],
 )
 def test_bad_input_one_line_and_nonzero(args, needle, tmp_path, capsys, monkeypatch):
@@ -158,3 +161,120 @@ def test_latency_as_an_ordinary_constraint(mnist, tmp_path, capsys):
     assert cli("show", "lat", "--storage", db) == 0 and "latency_ms" in capsys.readouterr().out
     assert cli("search", "--latency", "guessed", "--budget", "1", "--study", "x", "--storage", db, "-q") == 2
     assert "unknown latency source 'guessed'" in capsys.readouterr().err
+
+
+# --- studies that come back in a fresh process ------------------------------------------------------------------
+USER_MODULE = '''
+from torch import nn
+
+from nasforge.space import Space
+from nasforge.spaces.custom import BuilderFamily
+from nasforge.task import Task
+
+TASK = Task((1, 8, 8), 3, "toy")
+
+
+def mlp(arch, task):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, arch["width"]), nn.ReLU(), nn.Linear(arch["width"], 3))
+
+
+SPACE = Space({"width": [4, 8, 16]})
+FAMILY = BuilderFamily(SPACE, mlp, default_task=TASK, ref="userfam:FAMILY")
+ANONYMOUS = BuilderFamily(SPACE, mlp, default_task=TASK)  # no ref: cannot be rebuilt elsewhere
+
+
+def evaluate(arch, ctx):
+    import torch
+
+    torch.manual_seed(ctx.seed)
+    ctx.artifacts.save("model.pt", mlp(arch, ctx.task).state_dict())
+    return {"val_acc": float(arch["width"])}
+'''
+
+DRIVER = '''
+import userfam
+from nasforge.strategies import create_strategy
+from nasforge.study import Study
+
+for name, fam in (("user", userfam.FAMILY), ("anon", userfam.ANONYMOUS)):
+    Study.open(name, "sqlite:///dbs/u.db").run(fam, create_strategy("grid", fam.space), userfam.evaluate)
+'''
+
+READER = '''
+import sys
+from nasforge.cli import main
+
+db = sys.argv[1]
+for args in (["show", "user"], ["report", "user", "--out", "user.html"], ["best", "user", "--export", "best"],
+             ["export", "user", "t0", "--trial", "0"], ["show", "anon"], ["report", "anon", "--out", "anon.html"],
+             ["export", "anon", "a0"]):
+    print("RC", args[0], args[1], main([*args, "--storage", db]), flush=True)
+'''
+
+
+def fresh(code, cwd, *args, pythonpath=()):
+    import nasforge
+
+    src = str(Path(nasforge.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), src]), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def test_user_family_study_comes_back_in_a_fresh_process_from_another_folder(tmp_path, monkeypatch):
+    """A BuilderFamily study run from one folder (relative database URL) is shown, reported and exported from another
+    folder, in a fresh process; a family without an import path is still shown and reported, and export says why
+    it cannot."""
+    mod, here, there = tmp_path / "mods", tmp_path / "here", tmp_path / "there"
+    for d in (mod, here, there):
+        d.mkdir()
+    (mod / "userfam.py").write_text(USER_MODULE)
+    r = fresh(DRIVER, here, pythonpath=[mod])
+    assert r.returncode == 0, r.stderr
+    db = f"sqlite:///{here}/dbs/u.db"
+    r = fresh(READER, there, db, pythonpath=[mod])
+    rcs = dict(line.split(" ", 1)[1].rsplit(" ", 1) for line in r.stdout.splitlines() if line.startswith("RC "))
+    assert rcs == {"show user": "0", "report user": "0", "best user": "0", "export user": "0", "show anon": "0",
+                   "report anon": "0", "export anon": "2"}, r.stdout + r.stderr  # fmt: skip
+    assert '{"width":16}' in r.stdout  # anon's archs shown as JSON
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "cannot export trial 2 of study 'anon'" in errors[0] and "ref=" in errors[0]
+    info = json.loads((there / "best" / "arch.json").read_text())
+    assert info["arch"] == {"width": 16} and info["family_spec"] == {"import": "userfam:FAMILY"}
+    assert info["onnx_max_abs_diff"] < 1e-4 and (there / "t0" / "model.onnx").exists()
+    assert "data:image/png;base64," in (there / "user.html").read_text()
+    assert (here / "dbs" / "u_artifacts" / "user").is_dir() and not (there / "dbs").exists()
+    monkeypatch.syspath_prepend(str(mod))
+    from nasforge.export import load_exported
+
+    model = load_exported(there / "t0")
+    assert sum(p.numel() for p in model.parameters()) == 64 * 4 + 4 + 4 * 3 + 3
+
+
+def test_nb201_table_search_from_the_command_line_and_yaml(nb201, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/nb.db"
+    assert cli("search", "--family", "nb201", "--evaluator", "table", "--strategy", "random", "--budget", 6,
+               "-c", "lat_ms_fpga<=3", "--study", "nb", "--storage", db, "-q") == 0  # fmt: skip
+    s = Study.open("nb", db)
+    assert s.config["objectives"] == ["maximize acc12_cifar10_val"] and s.task().input_shape == (3, 32, 32)
+    done = s.trials()
+    assert len(done) == 6 and all(t.state == State.COMPLETE and t.costs["lat_ms_fpga"] <= 3 for t in done)
+    assert s.best().metrics["acc12_cifar10_val"] == max(t.metrics["acc12_cifar10_val"] for t in done)
+    assert "acc12_cifar10_val" in capsys.readouterr().out
+    f = tmp_path / "nb.yaml"
+    f.write_text(f"study: y\nstorage: {db}\nfamily: nb201\nevaluator: table\nstrategy: {{name: evolution, seed: 2}}\n"
+                 "objectives: [maximize acc12_cifar10_val, -lat_ms_fpga]\nbudget: 12\n")  # fmt: skip
+    assert cli("run", f, "-q") == 0
+    assert len(Study.open("y", db).trials([State.COMPLETE])) == 12 and Study.open("y", db).pareto()
+    capsys.readouterr()
+    assert cli("show", "y", "--storage", db, "--sort", "lat_ms_fpga") == 0
+    lat = [float(v) for v in column(capsys.readouterr().out, "lat_ms_fpga")]
+    assert len(lat) == 12 and lat == sorted(lat)  # the metric table says lat_ms_* is minimised: smallest first
+
+
+def column(text, name):
+    """The cells of column ``name`` of the rich table printed in ``text``."""
+    lines = text.splitlines()
+    head = next(ln for ln in lines if ln.startswith("┃") and f" {name} " in ln)
+    i = [c.strip() for c in head.split("┃")].index(name)
+    return [ln.split("│")[i].strip() for ln in lines if ln.startswith("│")]

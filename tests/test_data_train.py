@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge.data import find_dataset, load_image_dataset, read_idx
+from nasforge.artifacts import ArtifactKey, FolderStore, TrialArtifacts
+from nasforge.data import dataset_task, find_dataset, idx_shape, load_image_dataset, read_idx
 from nasforge.errors import DataError, TrialFailed, UnknownNameError
 from nasforge.evaluators import Context
 from nasforge.evaluators.train import TrainEvaluator, accuracy
@@ -64,14 +65,15 @@ def test_training_learns_and_is_reproducible(mnist, tmp_path):
     fam = create_family("lenet")
     ev = TrainEvaluator(fam, "mnist", epochs=2, lr=0.05, momentum=0.9, **QUICK)
     a = fam.arch(ARCH)
-    r1 = ev(a, Context(seed=7, artifacts=tmp_path / "t1"))
+    key = ArtifactKey("s", 0, a.key)
+    r1 = ev(a, Context(seed=7, artifacts=TrialArtifacts(FolderStore(tmp_path), key)))
     r2 = ev(a, Context(seed=7))
     r1.pop("train_time_s"), r2.pop("train_time_s")
     assert r1 == r2
     assert r1["val_acc"] > 50 and r1["test_acc"] > 50  # chance is 10%; 2 epochs on 2,000 images give ~65%
     # the saved weights are the best epoch's: they reproduce the reported validation and test accuracy
     model = fam.build(a, ev.task())
-    model.load_state_dict(torch.load(tmp_path / "t1" / "model.pt", weights_only=True))
+    model.load_state_dict(TrialArtifacts(FolderStore(tmp_path), key).load("model.pt"))
     data = ev.data()
     assert accuracy(model, data.x_val, data.y_val)[0] == pytest.approx(r1["val_acc"])
     assert accuracy(model, data.x_test, data.y_test)[0] == pytest.approx(r1["test_acc"])
@@ -90,3 +92,24 @@ def test_curve_reported_per_epoch(mnist):
     ctx = Context(seed=0)
     ev(fam.arch(ARCH), ctx)
     assert [p["step"] for p in ctx.curve] == [1, 2] and all("val_acc" in p for p in ctx.curve)
+
+
+def test_task_from_idx_header_without_loading(tmp_path, monkeypatch):
+    """A data set's task comes from its IDX header: a file whose data is cut short still gives its shape."""
+    from nasforge.evaluators import train
+
+    root = tmp_path / "mnist"
+    root.mkdir()
+    header = idx_bytes(np.zeros((3, 20, 24), np.uint8))[:16]  # the header alone: no image data at all
+    with gzip.open(root / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(header)
+    assert idx_shape(root / "train-images-idx3-ubyte.gz") == (3, 20, 24)
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(root / "train-images-idx3-ubyte.gz")
+    task = dataset_task("mnist", tmp_path)
+    assert (task.input_shape, task.num_classes, task.name) == ((1, 20, 24), 10, "mnist")
+    monkeypatch.setattr(train, "_DATA_CACHE", {})
+    ev = TrainEvaluator(create_family("lenet"), "mnist", data_dir=str(tmp_path))
+    assert ev.task() == task and train._DATA_CACHE == {}  # nothing was loaded
+    with pytest.raises(UnknownNameError):
+        dataset_task("imagenet")

@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from nasforge.errors import ConstraintError, StorageError
+from nasforge.errors import ConstraintError, NasforgeError, StorageError
 from nasforge.executors import ProcessPool
 from nasforge.spaces import MNIST_TASK, create_family
 from nasforge.storage import Storage
@@ -188,3 +188,168 @@ def test_storage_lists_studies(tmp_path):
     Study.open("a", url)
     Study.open("b", url)
     assert Storage(url).study_names() == ["a", "b"]
+
+
+# --- study names, storage backends ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["a/b", "..", "../x", "", "  ", "x\ny", "a\\b"])
+def test_bad_study_names_refused_in_one_line(name, tmp_path):
+    with pytest.raises(StorageError, match="is not allowed") as e:
+        Study.open(name, f"sqlite:///{tmp_path}/db.sqlite")
+    assert "\n" not in str(e.value)
+    with pytest.raises(StorageError, match="is not allowed"):
+        Study.open(name, "memory://")
+
+
+def test_memory_storage_gives_sqlite_results_and_resumes(lenet):
+    sql = run(Study.open("p", "sqlite://"), lenet, fake_acc, strategy="random", budget=60, sseed=2)
+    mem = Storage("memory://")
+    run(Study.open("p", mem), lenet, fake_acc, strategy="random", budget=25, sseed=2)
+    got = run(Study.open("p", mem), lenet, fake_acc, strategy="random", budget=60, sseed=2)  # resumed: replayed
+    assert [(t.arch.key, t.state, t.metrics, t.costs) for t in got.trials()] == [
+        (t.arch.key, t.state, t.metrics, t.costs) for t in sql.trials()
+    ]
+    assert got.best().number == sql.best().number and Storage("memory://").study_names() == []
+    got.trials()[0].metrics["val_acc"] = -1.0  # callers get copies
+    assert got.trials()[0].metrics["val_acc"] != -1.0
+    with pytest.raises(StorageError, match="one process"):
+        import pickle
+
+        pickle.dumps(mem)
+
+
+# --- the staged loop's pieces -----------------------------------------------------------------------------------
+class Folded(type(create_family("lenet"))):
+    """LeNet pretending fc2 is not read: archs differing only in fc2 are one network (canonical fc2 = 32)."""
+
+    def canonical(self, arch):
+        return self.space.validate({**self.space.validate(arch), "fc2": 32})
+
+
+def test_every_trial_is_canonical_and_a_repeated_network_is_a_strategy_error(lenet):
+    from nasforge.study import StrategyError
+
+    fam = Folded()
+    s = Study.open("p", "sqlite://")
+    with pytest.raises(StrategyError, match=r"proposed .*the same network as trial \d+") as e:
+        run(s, fam, fake_acc, strategy="random", constraints=[], budget=300)
+    assert "\n" not in str(e.value)
+    trials = s.trials()
+    assert trials and all(t.arch["fc2"] == 32 for t in trials) and len({t.arch.key for t in trials}) == len(trials)
+
+
+def test_pricer_declares_prices_once_and_checks_declarations(lenet):
+    from nasforge.evaluators import FunctionEvaluator
+    from nasforge.metrics import COST_METRICS
+    from nasforge.pricing import Pricer, cost_model
+
+    calls = []
+
+    def lat(arch):
+        calls.append(arch.key)
+        return {"lat": arch["fc1"] / 100}
+
+    ev = FunctionEvaluator(fake_acc, metrics=("val_acc",))
+    p = Pricer(lenet, MNIST_TASK, ev, [cost_model(lat, ("lat",))])
+    assert p.cheap_names == set(COST_METRICS) | {"lat"} and p.free_names == set(COST_METRICS)
+    a = lenet.space.at(5)
+    assert p.cheap(a)["lat"] == a["fc1"] / 100 and p.cheap(a) is p.cheap(a) and calls == [a.key]
+    assert set(p.only(lenet.space.at(6), ["size"])) == set(COST_METRICS) and calls == [a.key]
+    with pytest.raises(ConstraintError, match="does not declare the metrics"):
+        Pricer(lenet, MNIST_TASK, ev, [lat])
+    with pytest.raises(NasforgeError, match="lack 'energy'"):
+        Pricer(lenet, MNIST_TASK, ev, [cost_model(lat, ("lat", "energy"))]).cheap(a)
+
+
+def test_gate_splits_constraints_by_when_they_can_be_checked(lenet):
+    from nasforge.constraints import Constraint
+    from nasforge.evaluators import FunctionEvaluator
+    from nasforge.gate import Gate
+    from nasforge.pricing import Pricer, cost_model
+
+    p = Pricer(lenet, MNIST_TASK, FunctionEvaluator(fake_acc), [cost_model(lambda a: {"lat": 1.0}, ["lat"])])
+    g = Gate([Constraint.parse(c) for c in ("size<=0.05MiB", "lat<=2", "val_acc>=90")], p)
+    assert [str(c) for c in g.cheap] == ["size<=0.05MiB", "lat<=2"] and [str(c) for c in g.free] == ["size<=0.05MiB"]
+    assert [str(c) for c in g.late] == ["val_acc>=90"] and g.late_ok({"val_acc": 91}) and not g.late_ok({})
+    big = lenet.space.at(lenet.space.size - 1)
+    assert [str(c) for c in g.violated(p.cheap(big))] == ["size<=0.05MiB"] and not g.feasible_predicate()(big)
+    assert Gate([Constraint.parse("val_acc>=90")], p).feasible_predicate() is None
+
+
+def test_without_analytic_costs_the_family_is_never_priced(lenet):
+    from nasforge.pricing import cost_model
+
+    class Unpriced(type(lenet)):
+        def costs(self, arch, task, bits=32):
+            raise AssertionError("analytic costs computed")
+
+    fam = Unpriced()
+    lat = cost_model(lambda a: {"latency_ms": a["fc1"] / 64}, ["latency_ms"])
+    s = run(Study.open("p", "sqlite://"), fam, fake_acc, strategy="random", budget=20, analytic_costs=False,
+            constraints=["latency_ms<=2"], cost_models=[lat])  # fmt: skip
+    done = s.trials()
+    assert len(done) == 20 and all(set(t.costs) == {"latency_ms"} and t.costs["latency_ms"] <= 2 for t in done)
+    assert s.config["analytic_costs"] is False
+    for cons, objs in ((["params<=1M"], None), ([], ["minimize macs"])):
+        with pytest.raises(ConstraintError, match="analytic costs.*analytic_costs=False"):
+            run(Study.open("q", "sqlite://"), fam, fake_acc, analytic_costs=False, constraints=cons,
+                objectives=objs or ["maximize val_acc"])  # fmt: skip
+
+
+def test_trial_result_is_the_one_rule():
+    from nasforge.constraints import Objective
+    from nasforge.space import Arch
+    from nasforge.trial import Trial
+
+    objs = [Objective.parse("maximize val_acc"), Objective.parse("minimize params")]
+    t = Trial(0, Arch(x=1), State.COMPLETE, metrics={"val_acc": 90.0}, costs={"params": 10.0})
+    assert t.result(objs).score == (90.0, -10.0) and t.result(objs).ok
+    t.feasible = False
+    assert t.result(objs).score == (90.0, -10.0) and not t.result(objs).ok
+    assert Trial(0, Arch(x=1), State.COMPLETE, metrics={}, costs={"params": 1.0}).result(objs).score is None
+    assert Trial(0, Arch(x=1), State.FAILED, metrics={"val_acc": 1.0}).result(objs[:1]).score is None
+
+
+def test_jobs_travel_without_the_progress_callback_and_failures_become_outcomes():
+    import pickle
+
+    from nasforge.evaluators import FunctionEvaluator
+    from nasforge.executors import Job, run_job
+    from nasforge.space import Arch
+
+    def boom(arch, ctx):
+        raise ValueError("bad width")
+
+    job = Job(FunctionEvaluator(fake_acc), Arch(conv1_ch=3, fc1=64, conv2_k=3), 4, 11, MNIST_TASK,
+              progress=lambda *a: None)  # fmt: skip
+    back = pickle.loads(pickle.dumps(job))
+    assert back.progress is None and back.number == 4 and back.arch == job.arch
+    assert run_job(job).metrics["val_acc"] == fake_acc(job.arch)["val_acc"]
+    out = run_job(Job(FunctionEvaluator(boom), job.arch, 4, 11, MNIST_TASK))
+    assert out.error.startswith("ValueError: bad width (test_study.py:") and out.metrics == {}
+
+
+def test_objectives_default_to_the_evaluators(lenet):
+    from nasforge.evaluators import FunctionEvaluator
+
+    ev = FunctionEvaluator(lambda a: {"loss": a["fc1"] / 10}, metrics=("loss",), default_objectives=("minimize loss",))
+    s = Study.open("p", "sqlite://").run(lenet, create_strategy("random", lenet.space), ev, task=MNIST_TASK, budget=5)
+    assert s.config["objectives"] == ["minimize loss"] and s.best().metrics["loss"] == min(
+        t.metrics["loss"] for t in s.trials()
+    )
+
+
+def test_study_records_how_to_come_back(tmp_path, lenet):
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    s = run(Study.open("p", url), lenet, fake_acc, budget=3, constraints=[])
+    cfg = s.config
+    assert cfg["family_spec"] == {"name": "lenet", "config": {}} and cfg["task"]["input_shape"] == [1, 28, 28]
+    assert cfg["artifacts"] == {"kind": "folder", "root": "db_artifacts"}
+    again = Study.open("p", url)
+    assert again.family().space.size == 729 and again.task() == MNIST_TASK
+    with pytest.raises(StorageError, match="keeps its artifacts in"):
+        run(Study.open("p", url), lenet, fake_acc, budget=3, constraints=[], artifacts=tmp_path / "elsewhere")
+    # a record written before family_spec and artifacts existed is resumed, and gains them
+    old = {k: v for k, v in cfg.items() if k not in ("family_spec", "artifacts")}
+    s.storage.set_config(s.id, old)
+    run(Study.open("p", url), lenet, fake_acc, budget=4, constraints=[])
+    assert Study.open("p", url).config == cfg and len(Study.open("p", url).trials()) == 4

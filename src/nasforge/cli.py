@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .errors import NasforgeError
 from .storage import DEFAULT_URL
+from .units import human
 
 app = typer.Typer(
     name="nasforge",
@@ -45,7 +46,8 @@ def search(
         list[str] | None, typer.Option("--constraint", "-c", help="e.g. 'size<=0.05MiB', 'macs<=5M' (repeatable).")
     ] = None,
     objective: Annotated[
-        list[str] | None, typer.Option("--objective", "-o", help="e.g. 'maximize val_acc' (repeatable).")
+        list[str] | None,
+        typer.Option("--objective", "-o", help="e.g. 'maximize val_acc' (repeatable); default: the evaluator's."),
     ] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs per candidate.")] = 2,
     lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.01,
@@ -60,6 +62,10 @@ def search(
     threads: Annotated[int | None, typer.Option(help="Torch threads per evaluation.")] = None,
     study: Annotated[str, typer.Option(help="Study name; rerunning the same command resumes it.")] = "default",
     storage: StorageOpt = DEFAULT_URL,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(help="Where trials save weights: a folder, or 'database' (default: beside a SQLite file)."),
+    ] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the data sets (else NASFORGE_DATA).")] = None,
     family_opt: Annotated[list[str] | None, typer.Option("--family-opt", help="Family option key=value.")] = None,
     strategy_opt: Annotated[list[str] | None, typer.Option("--strategy-opt", help="Strategy option key=value.")] = None,
@@ -71,7 +77,7 @@ def search(
     latency_opt: Annotated[
         list[str] | None, typer.Option("--latency-opt", help="Latency option k=v, e.g. table=lut.json, threads=1.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-trial lines.")] = False,
 ) -> None:
     """Search a family under constraints; results go to the study's database (resumable)."""
     from .config import SearchConfig
@@ -94,7 +100,8 @@ def search(
         strategy=strategy,
         strategy_config=_kv(strategy_opt, "--strategy-opt"),
         constraints=list(constraint or []),
-        objectives=list(objective or ["maximize val_acc"]),
+        objectives=list(objective) if objective else None,
+        artifacts=artifacts,
         budget=budget,
         seed=seed,
         workers=workers,
@@ -134,11 +141,15 @@ def _run(cfg, quiet: bool) -> None:
         search_task = bar.add_task("search", total=total, completed=sum(1 for t in study.trials() if t.finished_at))
         train_task = bar.add_task("trial", total=1, visible=False)
 
+        shown: list[str] = []
+
         def on_trial(t) -> None:
             bar.advance(search_task)
             bar.update(train_task, visible=False)
-            if t.state.value != "infeasible":
-                vals = " ".join(f"{k}={v:.4g}" for k, v in t.metrics.items() if k in ("val_acc", "test_acc"))
+            if t.state.value != "infeasible" and not quiet:
+                if not shown:  # the objectives are recorded once the run has started
+                    shown.extend(dict.fromkeys([o.metric for o in study.objectives()] + ["val_acc", "test_acc"]))
+                vals = " ".join(f"{k}={human(k, t.metrics[k])}" for k in shown if k in t.metrics)
                 msg = f"trial {t.number} {family.describe(t.arch)} {t.state.value} {vals} {t.error or ''}"
                 bar.console.print(msg.rstrip())
 
@@ -148,71 +159,59 @@ def _run(cfg, quiet: bool) -> None:
         study.run(
             family, strategy, evaluator, constraints=cfg.constraints, objectives=cfg.objectives, budget=cfg.budget,
             executor=executor, seed=cfg.seed, cost_models=cost_models, on_trial=on_trial, progress=progress,
-            extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None,
+            extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None, artifacts=cfg.artifacts,
         )  # fmt: skip
-    _summary(study, family)
+    _summary(study, family.describe)
 
 
-def _summary(study, family) -> None:
+def _summary(study, describe) -> None:
     from collections import Counter
 
     ts = study.trials()
     c = Counter(t.state.value for t in ts)
     out.print(f"study [b]{study.name}[/b]: {len(ts)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
-    _table(study, family, limit=10)
+    _table(study, describe, limit=10)
     best = study.best()
     if best is None:
         out.print("no feasible trial completed")
     else:
-        out.print(f"best: trial {best.number} {family.describe(best.arch)} " +
-                  " ".join(f"{k}={v:.4g}" for k, v in best.metrics.items()))
+        from .report import columns
+
+        shown = columns(study, [best])[1]
+        out.print(f"best: trial {best.number} {describe(best.arch)} " +
+                  " ".join(f"{k}={human(k, best.value(k))}" for k in shown))
 
 
-def _family_of(study):
-    from .export import family_and_task
+def _describer(study):
+    """The study's family's ``describe``, or the arch as JSON when the family cannot be rebuilt here (said once)."""
+    try:
+        return study.family().describe
+    except NasforgeError as e:
+        console.print(f"note: showing archs as JSON: {e}", highlight=False, soft_wrap=True)
+        return lambda arch: arch.to_json()
 
-    return family_and_task(study.config)[0]
 
-
-def _table(study, family, limit: int | None = None, show_all: bool = False, sort: str | None = None) -> None:
-    from .cost.counts import COST_METRICS
+def _table(study, describe, limit: int | None = None, show_all: bool = False, sort: str | None = None) -> None:
+    from .report import columns, sort_key
     from .trial import State
-    from .units import human
 
-    objs = study.objectives()
     trials = study.trials()
     shown = trials if show_all else [t for t in trials if t.state != State.INFEASIBLE]
-    key_obj = objs[0] if sort is None else next((o for o in objs if o.metric == sort), None)
-    if sort is not None and key_obj is None:
-        from .constraints import Objective
-
-        key_obj = Objective(sort, "maximize" if "acc" in sort else "minimize")
-
-    def k(t):
-        v = t.value(key_obj.metric)
-        return (v is None, -(key_obj.score(t.values)) if v is not None else 0, t.number)
-
-    shown = sorted(shown, key=k)
-    if limit:
-        shown = shown[:limit]
-    metrics = [o.metric for o in objs]
-    metrics += [m for m in ("val_acc", "test_acc") if m not in metrics and any(m in t.metrics for t in trials)]
-    costs = [m for m in COST_METRICS if any(m in t.costs for t in trials)]
-    used = [c.metric for c in study.constraints()] + [o.metric for o in objs]
-    costs += [m for m in dict.fromkeys(used) if m not in costs + metrics and any(m in t.costs for t in trials)]
+    shown = sorted(shown, key=sort_key(study, sort))[:limit or None]
+    costs, metrics = columns(study, trials)
     tab = Table(title=f"{study.name}: {len(shown)} of {len(trials)} trials", show_lines=False)
     for col in ["#", "arch", *costs, *metrics, "state", "time s"]:
         tab.add_column(col, justify="left" if col in ("arch", "state") else "right")
     for t in shown:
         tab.add_row(
-            str(t.number), family.describe(t.arch), *(human(m, t.costs.get(m)) for m in costs),
+            str(t.number), describe(t.arch), *(human(m, t.costs.get(m)) for m in costs),
             *(human(m, t.value(m)) for m in metrics), t.state.value,
             f"{t.duration_s:.1f}" if t.duration_s else "-",
         )  # fmt: skip
     out.print(tab)
     n_inf = sum(1 for t in trials if t.state == State.INFEASIBLE)
     if n_inf and not show_all:
-        out.print(f"{n_inf} infeasible archs (recorded with their costs, never trained) hidden; --all shows them")
+        out.print(f"{n_inf} infeasible archs (recorded with their costs, never evaluated) hidden; --all shows them")
 
 
 @app.command()
@@ -227,7 +226,7 @@ def show(
     from .study import Study
 
     study = Study.open(name, storage, create=False)
-    _table(study, _family_of(study), limit=limit, show_all=show_all, sort=sort)
+    _table(study, _describer(study), limit=limit, show_all=show_all, sort=sort)
 
 
 @app.command()
@@ -238,14 +237,13 @@ def best(
 ) -> None:
     """The best feasible trial; with --export, the model ready to ship."""
     from .study import Study
-    from .units import human
 
     study = Study.open(name, storage, create=False)
-    family = _family_of(study)
+    describe = _describer(study)
     b = study.best()
     if b is None:
         raise NasforgeError(f"study {name!r} has no feasible completed trial yet")
-    out.print(f"best of [b]{name}[/b]: trial {b.number} {family.describe(b.arch)}")
+    out.print(f"best of [b]{name}[/b]: trial {b.number} {describe(b.arch)}")
     for k, v in {**b.costs, **b.metrics}.items():
         out.print(f"  {k:>14}: {human(k, v)}")
     out.print(f"  arch: {b.arch.to_json()}")
@@ -278,7 +276,7 @@ def export_cmd(
 def _export(study, trial, out_dir: Path) -> None:
     from .export import export_trial
 
-    info = export_trial(study.config, trial, out_dir)
+    info = export_trial(study, trial, out_dir)
     out.print(f"exported trial {trial.number} to {out_dir}: " + ", ".join(info["files"].values()) +
               (f" (ONNX vs torch max |diff| {info['onnx_max_abs_diff']:.2e})" if "onnx_max_abs_diff" in info else ""))
 
@@ -294,8 +292,7 @@ def report(
     from .study import Study
 
     study = Study.open(name, storage, create=False)
-    family = _family_of(study)
-    p = write_report(study, out_path, describe=family.describe)
+    p = write_report(study, out_path, describe=_describer(study))
     out.print(f"report written to {p}")
 
 

@@ -12,6 +12,16 @@ Example ``search.yaml``::
     evaluator: {name: train, epochs: 2, lr: 0.01, momentum: 0.5, batch_size: 64}
     budget: 729
     workers: 1
+    artifacts: weights           # optional: a folder (or "database") for the trials' weights
+
+or NAS-Bench-201 by table lookup (the table knows its task; objectives default to ``maximize acc12_cifar10_val``)::
+
+    study: nb201
+    family: nb201
+    evaluator: table
+    strategy: evolution
+    constraints: ["lat_ms_fpga<=3"]
+    budget: 100
 """
 
 from __future__ import annotations
@@ -39,8 +49,9 @@ class SearchConfig:
     strategy: str = "grid"
     strategy_config: dict[str, Any] = field(default_factory=dict)
     constraints: list[str] = field(default_factory=list)
-    objectives: list[str] = field(default_factory=lambda: ["maximize val_acc"])
+    objectives: list[str] | None = None  # None: the evaluator's (maximize val_acc for training)
     cost_models: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: str | None = None  # a folder, or "database"; None: beside a SQLite file, else in the database
     budget: int | None = None
     seed: int = 0
     workers: int = 1
@@ -91,9 +102,7 @@ def build(cfg: SearchConfig):
         ev_cfg.setdefault("threads", cfg.threads)
     evaluator = create_evaluator(cfg.evaluator, family=family, dataset=cfg.dataset, data_dir=cfg.data_dir, **ev_cfg)
     executor = create_executor(cfg.workers, cfg.threads or 1)
-    task = None
-    if cfg.cost_models:
-        task = evaluator.task() if hasattr(evaluator, "task") else family.default_task
+    task = (evaluator.task() or family.default_task) if cfg.cost_models else None  # from metadata: nothing loaded
     cost_models = [_cost_model(family, task, spec) for spec in cfg.cost_models]
     return family, strategy, evaluator, executor, cost_models
 
@@ -116,24 +125,3 @@ def _cost_model(family, task, spec: Mapping[str, Any]):
         raise NasforgeError(f"a cost model needs a name, e.g. {{name: latency, source: lut}}; got {spec!r}")
     factory = COST_MODELS.get(spec["name"])
     return factory(family, task, **{k: v for k, v in spec.items() if k != "name"})
-
-
-def run_search(cfg: SearchConfig, **run_kwargs: Any):
-    """Build everything ``cfg`` describes and run (or resume) the study. Returns the ``Study``."""
-    from .study import Study
-
-    family, strategy, evaluator, executor, cost_models = build(cfg)
-    study = Study.open(cfg.study, cfg.storage)
-    return study.run(
-        family,
-        strategy,
-        evaluator,
-        constraints=cfg.constraints,
-        objectives=cfg.objectives,
-        budget=cfg.budget,
-        executor=executor,
-        seed=cfg.seed,
-        cost_models=cost_models,
-        extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None,
-        **run_kwargs,
-    )

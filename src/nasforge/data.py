@@ -53,30 +53,65 @@ def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     )
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (gzip-compressed or raw). ``path`` may name either form; the other is tried too."""
+def _idx_file(path: str | os.PathLike) -> Path:
+    """``path``, or its gzip-compressed (or raw) twin when only that exists."""
     p = Path(path)
     if not p.exists():
         alt = p.with_name(p.name[:-3]) if p.name.endswith(".gz") else p.with_name(p.name + ".gz")
         if not alt.exists():
             raise DataError(f"IDX file {p} not found (nor {alt.name})")
         p = alt
+    return p
+
+
+def _read(p: Path, size: int = -1) -> bytes:
     opener = gzip.open if p.name.endswith(".gz") else open
     try:
         with opener(p, "rb") as f:
-            raw = f.read()
+            return f.read(size)
     except (OSError, EOFError) as e:
         raise DataError(f"cannot read {p}: {e}") from None
+
+
+def _idx_header(raw: bytes, p: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(element type, shape, offset of the data) from the first bytes of an IDX file."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{p} is not an IDX file (bad magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{p} is truncated: its header is incomplete")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    off = 4 + 4 * ndim
+    return np.dtype(_IDX_DTYPES[raw[2]]), shape, 4 + 4 * ndim
+
+
+def idx_shape(path: str | os.PathLike) -> tuple[int, ...]:
+    """The shape an IDX file declares, read from its header only (a few bytes, not the data)."""
+    p = _idx_file(path)
+    return _idx_header(_read(p, 4 + 4 * 255), p)[1]
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or raw). ``path`` may name either form; the other is tried too."""
+    p = _idx_file(path)
+    raw = _read(p)
+    dtype, shape, off = _idx_header(raw, p)
     need = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - off != need:
         raise DataError(f"{p} is truncated or corrupt: expected {need} data bytes, found {len(raw) - off}")
     return np.frombuffer(raw, dtype=dtype, offset=off).reshape(shape)
+
+
+def dataset_task(name: str, data_dir: str | os.PathLike | None = None):
+    """The ``Task`` of an image data set from its metadata (the IDX header of its training images), without loading
+    it: MNIST gives 1×28×28 inputs and 10 classes."""
+    from .task import Task
+
+    if name not in IMAGE_SETS:
+        raise UnknownNameError(f"unknown data set {name!r}; known: {', '.join(sorted(IMAGE_SETS))}")
+    shape = idx_shape(find_dataset(name, data_dir) / "train-images-idx3-ubyte.gz")
+    if len(shape) != 3:
+        raise DataError(f"data set {name!r}: training images should be N×H×W, the IDX header says {shape}")
+    return Task((1, *shape[1:]), IMAGE_SETS[name]["classes"], name)
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Where evaluations run: in-process (default) or a local process pool. Ray/Dask fit the same interface.
 
-The strategy and the storage stay with the driver; an executor only runs ``run_trial`` and hands back futures.
+The strategy and the storage stay with the driver; an executor receives a ``Job`` (everything one evaluation needs,
+picklable) and hands back a future of its ``Outcome``. A job writes its artifacts through the study's artifact store
+(``job.artifacts``), from whichever process runs it.
 """
 
 from __future__ import annotations
@@ -10,21 +12,42 @@ import multiprocessing as mp
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .artifacts import TrialArtifacts
 from .errors import NasforgeError, TrialFailed
 from .evaluators.base import Context, Evaluator
+from .registry import Registry
 from .space import Arch
-from .spaces.base import Task
 from .storage import worker_name
+from .task import Task
+
+
+@dataclass
+class Job:
+    """One evaluation: the evaluator, the arch, its trial number and seed, the task, and the trial's view of the
+    artifact store. ``progress`` (a progress-bar callback) reaches only in-process evaluations."""
+
+    evaluator: Evaluator
+    arch: Arch
+    number: int
+    seed: int
+    task: Task | None
+    artifacts: TrialArtifacts | None = None
+    progress: Callable[[float, float, str], None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "progress": None}  # a callback into the driver's terminal cannot travel
 
 
 @dataclass
 class Outcome:
-    """What comes back from one evaluation: metrics or an error, the learning curve, timing and worker."""
+    """What comes back from one evaluation: metrics or an error, the learning curve, timing, worker, and the names of
+    the artifacts it saved (with their bytes in ``pending`` when the worker could not reach the store)."""
 
     number: int
     metrics: dict[str, float] = field(default_factory=dict)
@@ -32,24 +55,17 @@ class Outcome:
     error: str | None = None
     duration_s: float = 0.0
     worker: str = ""
+    artifacts: list[str] = field(default_factory=list)
+    pending: dict[str, bytes] = field(default_factory=dict)
 
 
-def run_trial(
-    evaluator: Evaluator,
-    arch: Arch,
-    number: int,
-    seed: int,
-    task: Task | None,
-    artifacts: str | None,
-    progress: Any = None,
-) -> Outcome:
+def run_job(job: Job) -> Outcome:
     """Evaluate one arch. Never raises for a failing trial (except Ctrl-C): the error becomes the outcome."""
-    ctx = Context(seed=seed, task=task, artifacts=Path(artifacts) if artifacts else None, trial=number)
-    ctx.progress = progress
+    ctx = Context(seed=job.seed, task=job.task, artifacts=job.artifacts, trial=job.number, progress=job.progress)
     t0 = time.perf_counter()
-    out = Outcome(number, worker=worker_name())
+    out = Outcome(job.number, worker=worker_name())
     try:
-        metrics = evaluator(arch, ctx)
+        metrics = job.evaluator(job.arch, ctx)
         bad = [k for k, v in metrics.items() if not isinstance(v, int | float) or not math.isfinite(float(v))]
         if bad:
             raise TrialFailed(f"evaluator returned non-finite metrics: {', '.join(bad)}")
@@ -61,35 +77,48 @@ def run_trial(
         where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
         out.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{where}"
     out.curve = ctx.curve
+    if job.artifacts is not None:
+        out.artifacts, out.pending = list(job.artifacts.saved), dict(job.artifacts.pending)
     out.duration_s = time.perf_counter() - t0
     return out
 
 
 class Executor(ABC):
-    """Runs ``run_trial`` calls. ``slots`` is how many may run at once (the study keeps that many in flight)."""
+    """Runs jobs. ``slots`` is how many may run at once (the study keeps that many in flight); ``in_process`` says
+    whether jobs run in the driver's process (so a progress callback reaches them).
+
+    Contract: ``submit(job)`` returns a future of ``run_job(job)``'s outcome (the same outcome wherever it runs, so
+    results do not depend on the executor) and never blocks longer than it takes to hand the job over, except an
+    in-process executor, which runs it. ``shutdown()`` waits for or cancels what is in flight; it may be called twice.
+    Registered by name in ``EXECUTORS``, so that the conformance tests cover every one."""
 
     slots: int = 1
-    passes_progress = False  # whether a progress callback can reach the evaluation (not across processes)
+    in_process: bool = False
 
     @abstractmethod
-    def submit(self, *args: Any) -> Future: ...
+    def submit(self, job: Job) -> Future[Outcome]: ...
 
     def shutdown(self) -> None:  # noqa: B027 - optional
         pass
 
 
+EXECUTORS: Registry[type[Executor]] = Registry("executor")
+
+
+@EXECUTORS.register("serial")
 class Serial(Executor):
     """In-process, one trial at a time; the future is already done when ``submit`` returns."""
 
     slots = 1
-    passes_progress = True
+    in_process = True
 
-    def submit(self, *args: Any) -> Future:
-        f: Future = Future()
-        f.set_result(run_trial(*args))
+    def submit(self, job: Job) -> Future[Outcome]:
+        f: Future[Outcome] = Future()
+        f.set_result(run_job(job))
         return f
 
 
+@EXECUTORS.register("process")
 class ProcessPool(Executor):
     """A local pool of ``workers`` processes (spawned, each with ``threads`` torch threads)."""
 
@@ -100,12 +129,12 @@ class ProcessPool(Executor):
         self.threads = threads
         self._pool: ProcessPoolExecutor | None = None
 
-    def submit(self, *args: Any) -> Future:
+    def submit(self, job: Job) -> Future[Outcome]:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.slots, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(self.threads,)
             )
-        return self._pool.submit(run_trial, *args)
+        return self._pool.submit(run_job, job)
 
     def shutdown(self) -> None:
         if self._pool is not None:
@@ -124,4 +153,5 @@ def _init_worker(threads: int) -> None:
 
 
 def create_executor(workers: int = 1, threads: int = 1) -> Executor:
-    return Serial() if workers <= 1 else ProcessPool(workers, threads)
+    """In-process for one worker, else a process pool (the CLI's ``--workers``)."""
+    return EXECUTORS.create("serial") if workers <= 1 else EXECUTORS.create("process", workers, threads)

@@ -8,18 +8,15 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import NasforgeError
-from .spaces import Task, create_family
-from .storage import Trial
+from .spaces.base import load_family
+from .task import Task
 
-
-def family_and_task(config: dict[str, Any]):
-    """Rebuild the family and task a study was run with, from its recorded configuration."""
-    if not config:
-        raise NasforgeError("this study has no recorded configuration (it never ran); nothing to export")
-    return create_family(config["family"], **config.get("family_config", {})), Task.from_dict(config["task"])
+if TYPE_CHECKING:
+    from .study import Study
+    from .trial import Trial
 
 
 def export_onnx(model, input_shape: tuple[int, ...], path: Path, atol: float = 1e-4, samples: int = 8) -> float:
@@ -61,32 +58,37 @@ def export_onnx(model, input_shape: tuple[int, ...], path: Path, atol: float = 1
     return diff
 
 
-def export_trial(config: dict[str, Any], trial: Trial, out_dir: str | Path, onnx: bool = True) -> dict[str, Any]:
-    """Write ``model.pt`` (state_dict), ``arch.json`` and ``model.onnx`` for a trained trial into ``out_dir``."""
+def export_trial(study: Study, trial: Trial, out_dir: str | Path, onnx: bool = True) -> dict[str, Any]:
+    """Write ``model.pt`` (state_dict), ``arch.json`` and ``model.onnx`` for a trained trial into ``out_dir``.
+
+    The family and task come from the study's record and the weights from its artifact store, so this works in a
+    fresh process, from any working directory. Every reason it cannot is one line.
+    """
     import torch
 
-    family, task = family_and_task(config)
-    weights = Path(trial.artifact or "") / "model.pt"
-    if not trial.artifact or not weights.exists():
-        raise NasforgeError(
-            f"trial {trial.number} has no saved weights (looked for {weights}); only trials trained by the 'train' "
-            "evaluator in this database's folder have them"
-        )
+    try:
+        family = study.family()
+    except NasforgeError as e:
+        raise NasforgeError(f"cannot export trial {trial.number} of study {study.name!r}: {e}") from None
+    task = study.task()
+    data = study.artifacts.read(study.artifact_key(trial), "model.pt")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = family.build(trial.arch, task)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    torch.save(state, out / "model.pt")
+    (out / "model.pt").write_bytes(data)
     info: dict[str, Any] = {
-        "family": config["family"],
-        "family_config": config.get("family_config", {}),
+        "family": family.name,
+        "family_config": family.config(),
+        "family_spec": family.spec(),
         "arch": dict(trial.arch),
         "arch_key": trial.arch.key,
         "describe": family.describe(trial.arch),
         "task": task.to_dict(),
         "metrics": trial.metrics,
         "costs": trial.costs,
+        "study": study.name,
         "trial": trial.number,
         "files": {"weights": "model.pt"},
     }
@@ -104,7 +106,7 @@ def load_exported(out_dir: str | Path):
 
     out = Path(out_dir)
     info = json.loads((out / "arch.json").read_text())
-    family = create_family(info["family"], **info.get("family_config", {}))
+    family = load_family(info.get("family_spec") or {"name": info["family"], "config": info.get("family_config")})
     model = family.build(family.arch(info["arch"]), Task.from_dict(info["task"]))
     model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
     return model.eval()

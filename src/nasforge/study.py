@@ -1,41 +1,44 @@
 """``Study``: a named experiment in a database; ``run`` drives strategy, constraints, evaluator and storage.
 
-The loop (DESIGN.md): ask the strategy, compute the cheap costs of each arch (analytic layer costs, the evaluator's
-cheap metrics, any cost models), record an arch that fails a cheap constraint as ``infeasible`` without evaluating it,
-evaluate the others on the executor, record each outcome and tell the strategy.
+The loop (``loop.py``, DESIGN.md): ask the strategy, take each arch's canonical form, price it (``pricing.py``),
+record an arch that fails a cheap constraint as ``infeasible`` without evaluating it (``gate.py``), evaluate the
+others on the executor, record each outcome and tell the strategy.
 
 Opening an existing study resumes it: the recorded asks and tells are replayed into a fresh strategy (which is seeded,
 so it returns the same archs), trials left ``running`` by a dead process are run again, and nothing finished is rerun.
 Because each trial's seed derives from the study seed and the arch key, the resumed search ends where an uninterrupted
-one would.
+one would. A changed configuration is refused.
+
+A study records what it needs to come back in a fresh process: its family (``family.spec()``: a registered name and
+configuration, or an import path), its task, its objectives and constraints, and where its artifacts are.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-import time
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
+import numpy as np
+
+from .artifacts import ArtifactKey, ArtifactStore, open_store, store_spec
 from .constraints import Constraint, Objective
-from .errors import ConstraintError, StorageError
+from .errors import ConstraintError, NasforgeError, StorageError
 from .evaluators.base import Evaluator, FunctionEvaluator
-from .executors import Executor, Outcome, Serial
-from .space import Arch
-from .spaces.base import Family, Task
-from .storage import DEFAULT_URL, Storage, Trial
+from .executors import Executor, Serial
+from .gate import EXHAUSTIVE_CHECK, Gate
+from .loop import Loop, Plan, StrategyError, trial_seed
+from .pricing import CostModel, Pricer
+from .spaces.base import Family, load_family
+from .storage import DEFAULT_URL, Storage, check_study_name
 from .strategies.base import Strategy
-from .trial import Result, State
+from .task import Task
+from .trial import State, Trial
 
-CostModel = Callable[[Arch], Mapping[str, float]]
-# spaces up to this size are enumerated to prove a constraint impossible before anything is trained
-EXHAUSTIVE_CHECK = 50_000
+__all__ = ["EXHAUSTIVE_CHECK", "Study", "StrategyError", "trial_seed"]
 
-
-def trial_seed(study_seed: int, arch: Arch) -> int:
-    return int(hashlib.sha256(f"{study_seed}:{arch.key}".encode()).hexdigest()[:8], 16)
+# recorded for reading the study back, not deciding its results: a resumed study may add them to an older record
+_DESCRIPTIVE = ("family_spec", "artifacts")
 
 
 class Study:
@@ -48,6 +51,8 @@ class Study:
 
     @classmethod
     def open(cls, name: str, storage: str | Storage = DEFAULT_URL, *, create: bool = True) -> Study:
+        """Open study ``name`` in ``storage`` (a URL: ``sqlite:///file.db``, ``memory://``, any SQLAlchemy URL),
+        creating it unless ``create`` is False. A new study's name must be a plain name (it names a folder)."""
         st = storage if isinstance(storage, Storage) else Storage(storage)
         return cls(name, st, st.study_id(name, create=create))
 
@@ -57,6 +62,7 @@ class Study:
         return self.storage.get_config(self.id)
 
     def trials(self, states: Iterable[State] | None = None) -> list[Trial]:
+        """The recorded trials in trial-number order (the order they were asked), optionally of some states only."""
         ts = self.storage.trials(self.id)
         if states is not None:
             wanted = {State(s) for s in states}
@@ -72,11 +78,7 @@ class Study:
     def completed(self) -> list[Trial]:
         """Complete trials that meet every constraint (the candidates for best and Pareto front)."""
         objs = self.objectives()
-        return [
-            t
-            for t in self.trials([State.COMPLETE])
-            if t.feasible and all(t.value(o.metric) is not None for o in objs)
-        ]
+        return [t for t in self.trials([State.COMPLETE]) if t.feasible and t.scored(objs)]
 
     def best(self) -> Trial | None:
         """The best feasible complete trial by the first objective (ties: the earlier trial)."""
@@ -87,15 +89,38 @@ class Study:
         return max(cands, key=lambda t: (objs[0].score(t.values), -t.number))
 
     def pareto(self) -> list[Trial]:
-        """Feasible complete trials that no other one dominates on all objectives."""
+        """Feasible complete trials that no other one dominates on all objectives (equal points all kept)."""
+        from .pareto import pareto_mask
+
         objs = self.objectives()
         cands = self.completed()
-        pts = [tuple(o.score(t.values) for o in objs) for t in cands]
+        if not cands:
+            return []
+        mask = pareto_mask(np.array([[o.score(t.values) for o in objs] for t in cands]))
+        return [t for t, keep in zip(cands, mask, strict=True) if keep]
 
-        def dominated(p: tuple[float, ...]) -> bool:
-            return any(all(a >= b for a, b in zip(q, p, strict=True)) and q != p for q in pts)
+    def family(self) -> Family:
+        """The study's family, rebuilt from its record (a one-line ``NasforgeError`` if it cannot be)."""
+        cfg = self.config
+        if not cfg:
+            raise NasforgeError(f"study {self.name!r} has no recorded configuration (it never ran)")
+        spec = cfg.get("family_spec") or {"name": cfg["family"], "config": cfg.get("family_config", {})}
+        return load_family(spec)
 
-        return [t for t, p in zip(cands, pts, strict=True) if not dominated(p)]
+    def task(self) -> Task:
+        """The task the study was run for, from its record."""
+        if "task" not in self.config:
+            raise NasforgeError(f"study {self.name!r} has no recorded task (it never ran)")
+        return Task.from_dict(self.config["task"])
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """Where this study's artifacts are (as recorded; the default for a study recorded before there was a
+        setting)."""
+        return open_store(self.config.get("artifacts") or store_spec(None, self.storage), self.storage)
+
+    def artifact_key(self, trial: Trial) -> ArtifactKey:
+        return ArtifactKey(self.name, trial.number, trial.arch.key)
 
     # --- running ------------------------------------------------------------------------------------------------
     def run(
@@ -106,7 +131,7 @@ class Study:
         *,
         task: Task | None = None,
         constraints: Sequence[str | Constraint] = (),
-        objectives: Sequence[str | Objective] = ("maximize val_acc",),
+        objectives: Sequence[str | Objective] | None = None,
         budget: int | None = None,
         executor: Executor | None = None,
         seed: int = 0,
@@ -115,174 +140,59 @@ class Study:
         on_trial: Callable[[Trial], None] | None = None,
         progress: Callable[[float, float, str], None] | None = None,
         extra_config: Mapping[str, Any] | None = None,
+        analytic_costs: bool = True,
+        artifacts: str | Mapping[str, Any] | None = None,
     ) -> Study:
         """Run (or resume) the search until ``budget`` trials exist (all states count) or the strategy is exhausted.
 
-        ``on_trial`` is called with every trial as it finishes (for progress bars and tables); ``progress`` is passed
-        to in-process evaluations (training progress).
+        ``objectives`` default to the evaluator's (``maximize val_acc`` for training). ``task`` defaults to the
+        evaluator's, else the family's. ``cost_models`` declare their metrics (``metrics``). ``analytic_costs=False``
+        skips the family's analytic costs (constraints and objectives on them are then refused). ``artifacts`` is
+        where trials save files: a folder, or ``"database"`` (default: beside a SQLite file, else in the database).
+        ``on_trial`` is called with every trial as it finishes; ``progress`` is passed to in-process evaluations.
         """
-        if not isinstance(evaluator, Evaluator):
-            evaluator = FunctionEvaluator(evaluator)
-        executor = executor or Serial()
-        cons = [Constraint.parse(c) for c in constraints]
-        objs = [Objective.parse(o) for o in objectives]
+        check_study_name(self.name)
+        ev = evaluator if isinstance(evaluator, Evaluator) else FunctionEvaluator(evaluator)
+        objs = [Objective.parse(o) for o in (ev.default_objectives if objectives is None else objectives)]
         if not objs:
             raise ConstraintError("a study needs at least one objective, e.g. 'maximize val_acc'")
+        task = task or ev.task() or family.default_task
         if task is None:
-            task_fn = getattr(evaluator, "task", None)
-            task = task_fn() if task_fn is not None else family.default_task
-            if task is None:
-                raise ConstraintError("no task given and neither the evaluator nor the family knows one; pass a task")
-        space = family.space
-        self._check_config(family, strategy, evaluator, cons, objs, seed, task, extra_config)
-
-        cheap_cache: dict[str, dict[str, float]] = {}
-        free_cache: dict[str, dict[str, float]] = {}
-
-        def free(arch: Arch) -> dict[str, float]:
-            """Analytic costs and the evaluator's cheap metrics: microseconds per arch."""
-            c = free_cache.get(arch.key)
-            if c is None:
-                c = dict(family.costs(arch, task, bits=bits))
-                c.update(evaluator.cheap_metrics(arch))
-                free_cache[arch.key] = c
-            return c
-
-        def cheap(arch: Arch) -> dict[str, float]:
-            """``free`` plus the cost models (a latency measurement or prediction may take milliseconds)."""
-            c = cheap_cache.get(arch.key)
-            if c is None:
-                c = dict(free(arch))
-                for cm in cost_models:
-                    c.update(cm(arch))
-                cheap_cache[arch.key] = c
-            return c
-
-        # which constraints can be checked before evaluation; unknown metrics are an error now, not after training
-        probe = cheap(space.at(0))
-        known = set(probe) | set(evaluator.metrics)
-        cheap_cons = [c for c in cons if c.metric in probe]
-        late_cons = [c for c in cons if c.metric not in probe]
-        for what, names in (("constraint", [c.metric for c in cons]), ("objective", [o.metric for o in objs])):
-            unknown = [m for m in names if m not in known]
-            if unknown and evaluator.metrics:
-                raise ConstraintError(
-                    f"unknown metric {unknown[0]!r} in {what}; available: {', '.join(sorted(known))}"
-                )
-        free_cons = [c for c in cheap_cons if c.metric in free(space.at(0))]
-        if free_cons:  # proved by enumeration, so only on the metrics that cost nothing to compute
-            self._check_possible(family, space, free, free_cons)
-
-        def feasible(arch: Arch) -> bool:
-            c = cheap(arch)
-            return all(k.ok(c) for k in cheap_cons)
-
-        strategy.set_feasible(feasible if cheap_cons else None)
-        trials = {t.number: t for t in self.trials()}
-        pending = self._replay(strategy, trials)
-        artifacts_root = self.storage.artifacts_root() / self.name
-        exhausted = False
-        inflight: dict[Future, Trial] = {}
-
-        def result_of(t: Trial) -> Result:
-            if t.state != State.COMPLETE:
-                return Result(t.state, None, t.metrics, t.costs, t.feasible)
-            return Result(t.state, tuple(o.score(t.values) for o in objs), t.metrics, t.costs, t.feasible)
-
-        def submit(t: Trial) -> None:
-            t.state, t.started_at = State.RUNNING, time.time()
-            art = str(artifacts_root / str(t.number))
-            args = (evaluator, t.arch, t.number, trial_seed(seed, t.arch), task, art)
-            if executor.passes_progress and progress is not None:
-                args = (*args, progress)
-            inflight[executor.submit(*args)] = t
-
-        def finish(t: Trial, out: Outcome) -> None:
-            t.finished_at = time.time()
-            t.duration_s, t.worker, t.curve = out.duration_s, out.worker, out.curve
-            if out.error is None:
-                missing = [o.metric for o in objs if o.metric not in out.metrics and o.metric not in t.costs]
-                if missing:
-                    out.error = f"evaluator did not return objective metric {missing[0]!r}"
-            if out.error is not None:
-                t.state, t.error, t.metrics = State.FAILED, out.error, out.metrics
-            else:
-                t.state, t.error, t.metrics = State.COMPLETE, None, out.metrics
-                t.feasible = all(c.ok(t.values) for c in late_cons)
-                if (t.artifact is None) and (artifacts_root / str(t.number)).exists():
-                    t.artifact = str(artifacts_root / str(t.number))
-            self.storage.record_finish(self.id, t)
-            strategy.tell(t.arch, result_of(t))
-            if on_trial:
-                on_trial(t)
-
-        queue = list(pending)
-        try:
-            while True:
-                while len(inflight) < executor.slots:
-                    if queue:
-                        submit(queue.pop(0))
-                        continue
-                    left = math.inf if budget is None else budget - len(trials)
-                    if exhausted or left <= 0:
-                        break
-                    n = int(min(executor.slots - len(inflight), left))
-                    archs = strategy.ask(n)
-                    new = []
-                    for a in archs:
-                        c = cheap(a)
-                        t = Trial(number=len(trials), arch=a, state=State.RUNNING, costs=c)
-                        trials[t.number] = t
-                        bad = [k for k in cheap_cons if not k.ok(c)]
-                        if bad:
-                            t.state, t.feasible, t.finished_at = State.INFEASIBLE, False, time.time()
-                            t.error = "violates " + ", ".join(map(str, bad))
-                        new.append(t)
-                    self.storage.record_ask(self.id, n, new)
-                    for t in new:
-                        if t.state == State.INFEASIBLE:
-                            strategy.tell(t.arch, result_of(t))
-                            if on_trial:
-                                on_trial(t)
-                        else:
-                            queue.append(t)
-                    if len(archs) < n:
-                        exhausted = True
-                if not inflight:
-                    if not queue:
-                        break
-                    continue
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                for f in done:
-                    finish(inflight.pop(f), f.result())
-        finally:
-            executor.shutdown()
+            raise ConstraintError("no task given and neither the evaluator nor the family knows one; pass a task")
+        pricer = Pricer(family, task, ev, cost_models, bits=bits, analytic=analytic_costs)
+        gate = Gate([Constraint.parse(c) for c in constraints], pricer)
+        cfg = _config(family, strategy, ev, gate, objs, seed, task, extra_config, bits, analytic_costs)
+        spec = self._artifact_spec(artifacts)
+        self._check_config(cfg)
+        gate.check_names(objs, ev.metrics)
+        gate.prove_possible(family)
+        self._record_config(cfg, spec)
+        strategy.set_feasible(gate.feasible_predicate())
+        Loop(Plan(
+            self.name, self.id, self.storage, family, strategy, ev, task, objs, pricer, gate,
+            executor or Serial(), open_store(spec, self.storage), seed, budget, on_trial, progress,
+        )).run()  # fmt: skip
         return self
 
-    # --- helpers ------------------------------------------------------------------------------------------------
-    def _check_config(self, family, strategy, evaluator, cons, objs, seed, task, extra) -> None:
-        cfg = {
-            "family": family.name,
-            "family_config": family.config(),
-            "strategy": strategy.name or type(strategy).__name__,
-            "strategy_hyper": strategy.hyper(),
-            "evaluator": evaluator.name or type(evaluator).__name__,
-            "evaluator_config": evaluator.config(),
-            "constraints": [str(c) for c in cons],
-            "objectives": [str(o) for o in objs],
-            "seed": seed,
-            "strategy_seed": strategy.seed,
-            "task": task.to_dict(),
-            **dict(extra or {}),
-        }
-        import json
+    # --- configuration ------------------------------------------------------------------------------------------
+    def _artifact_spec(self, setting: str | Mapping[str, Any] | None) -> dict[str, Any]:
+        old = self.config.get("artifacts")
+        if setting is None:
+            return old or store_spec(None, self.storage)
+        spec = store_spec(setting, self.storage)
+        if old and old != spec:
+            raise StorageError(
+                f"study {self.name!r} keeps its artifacts in {old}, not {spec}; resume it without --artifacts, or "
+                "use a new --study name"
+            )
+        return spec
 
-        cfg = json.loads(json.dumps(cfg))  # tuples -> lists, as the database will hold them
+    def _check_config(self, cfg: Mapping[str, Any]) -> None:
         old = self.config
         if not old:
-            self.storage.set_config(self.id, cfg)
             return
-        diff = [k for k in sorted(set(old) | set(cfg)) if old.get(k) != cfg.get(k)]
+        keys = [k for k in sorted(set(old) | set(cfg)) if k not in _DESCRIPTIVE]
+        diff = [k for k in keys if old.get(k) != cfg.get(k)]
         if diff:
             k = diff[0]
             raise StorageError(
@@ -290,60 +200,32 @@ class Study:
                 "rerun with the same settings to resume, or use a new --study name"
             )
 
-    @staticmethod
-    def _check_possible(family: Family, space, cheap, cons: Sequence[Constraint]) -> None:
-        """Refuse, before training anything, a constraint that no arch can meet (proved by enumeration)."""
-        if space.size > EXHAUSTIVE_CHECK:
-            return
-        best, best_v = None, math.inf
-        for a in space.grid():
-            c = cheap(a)
-            v = sum(k.violation(c) / max(abs(k.value), 1e-12) for k in cons)
-            if v == 0:
-                return
-            if v < best_v:
-                best, best_v = a, v
-        c = cheap(best)
-        what = ", ".join(f"{k.metric}={_fmt(k.metric, c.get(k.metric))}" for k in cons)
-        raise ConstraintError(
-            f"no arch of the {space.size:,} in family {family.name!r} meets {' and '.join(map(str, cons))}; "
-            f"the closest, {family.describe(best)}, has {what}: relax the constraint"
-        )
-
-    def _replay(self, strategy: Strategy, trials: dict[int, Trial]) -> list[Trial]:
-        """Rebuild the strategy from the recorded events; return the trials still to run (asked, never told)."""
-        events = self.storage.events(self.id)
-        if not events:
-            return []
-        objs = self.objectives()
-        nxt = 0
-        told: set[int] = set()
-        for kind, value in events:
-            if kind == "ask":
-                got = strategy.ask(value) if value > 0 else []
-                for a in got:
-                    t = trials.get(nxt)
-                    if t is None or t.arch.key != a.key:
-                        raise StorageError(
-                            f"study {self.name!r}: the strategy does not replay its recorded trials (trial {nxt}); "
-                            "was it created with another seed or version? Use a new --study name"
-                        )
-                    nxt += 1
-            else:
-                t = trials[value]
-                told.add(value)
-                score = (
-                    tuple(o.score(t.values) for o in objs)
-                    if t.state == State.COMPLETE and all(t.value(o.metric) is not None for o in objs)
-                    else None
-                )
-                strategy.tell(t.arch, Result(t.state, score, t.metrics, t.costs, t.feasible))
-        return [t for n, t in sorted(trials.items()) if n not in told]
+    def _record_config(self, cfg: Mapping[str, Any], artifacts: Mapping[str, Any]) -> None:
+        old = self.config
+        new = {**cfg, "artifacts": dict(artifacts)}
+        if old != new:  # a new study, or an older record gaining the descriptive entries
+            self.storage.set_config(self.id, {**old, **new})
 
 
-def _fmt(metric: str, v: float | None) -> str:
-    if v is None:
-        return "n/a"
-    from .units import human
-
-    return human(metric, v)
+def _config(family, strategy, evaluator, gate, objs, seed, task, extra, bits, analytic) -> dict[str, Any]:
+    """What decides a study's results (plus how to rebuild its family), as the database will hold it."""
+    cfg = {
+        "family": family.name,
+        "family_config": family.config(),
+        "family_spec": family.spec(),
+        "strategy": strategy.name or type(strategy).__name__,
+        "strategy_hyper": strategy.hyper(),
+        "evaluator": evaluator.name or type(evaluator).__name__,
+        "evaluator_config": evaluator.config(),
+        "constraints": [str(c) for c in gate.constraints],
+        "objectives": [str(o) for o in objs],
+        "seed": seed,
+        "strategy_seed": strategy.seed,
+        "task": task.to_dict(),
+        **dict(extra or {}),
+    }
+    if bits != 32:  # recorded only when not the default, so that older studies compare equal
+        cfg["bits"] = bits
+    if not analytic:
+        cfg["analytic_costs"] = False
+    return json.loads(json.dumps(cfg))  # tuples -> lists, as the database will hold them

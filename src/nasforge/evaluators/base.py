@@ -8,12 +8,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..registry import Registry
 from ..space import Arch
 from ..task import Task
+
+if TYPE_CHECKING:
+    from ..artifacts import TrialArtifacts
 
 
 @dataclass
@@ -21,14 +23,15 @@ class Context:
     """What an evaluation may use besides the arch.
 
     ``seed`` is derived from the study seed and the arch key, so that a trial's result does not depend on the order in
-    which trials run (a resumed search ends where an uninterrupted one does). ``artifacts`` is a directory for this
-    trial's files (weights). ``report`` records a learning-curve point; ``progress`` drives a progress bar.
+    which trials run (a resumed search ends where an uninterrupted one does). ``artifacts`` is this trial's view of the
+    study's artifact store (``put``/``get`` bytes, ``save``/``load`` state dicts, ``parent(arch_key)`` for another
+    trial's files), or None outside a study. ``report`` records a learning-curve point; ``progress`` drives a
+    progress bar.
     """
 
     seed: int = 0
     task: Task | None = None
-    device: str = "cpu"
-    artifacts: Path | None = None
+    artifacts: TrialArtifacts | None = None
     trial: int = -1
     curve: list[dict[str, float]] = field(default_factory=list)
     progress: Callable[[float, float, str], None] | None = None
@@ -44,12 +47,18 @@ class Context:
 class Evaluator(ABC):
     """Contract: ``__call__(arch, ctx)`` returns finite metrics by name (accuracies in %, times in ms), or raises
     ``TrialFailed`` with a one-line reason. It must be picklable (it may run in a worker process) and must not
-    depend on global random state: all randomness comes from ``ctx.seed``. ``metrics`` names what it returns, so that
-    the study can check objectives and constraints before anything runs.
+    depend on global random state: all randomness comes from ``ctx.seed``.
+
+    Declared, so that the study checks objectives and constraints before anything runs: ``metrics`` names what it
+    returns (empty: unknown, nothing is checked), ``cheap_metric_names`` what ``cheap_metrics`` returns, and
+    ``default_objectives`` what a study maximises when told nothing. ``task()`` is the task it evaluates for, if it
+    knows one without loading data (a table's task, a data set's from its metadata).
     """
 
     name: ClassVar[str] = ""
     metrics: tuple[str, ...] = ()
+    cheap_metric_names: tuple[str, ...] = ()
+    default_objectives: tuple[str, ...] = ("maximize val_acc",)
 
     @abstractmethod
     def __call__(self, arch: Arch, ctx: Context) -> dict[str, float]: ...
@@ -57,6 +66,9 @@ class Evaluator(ABC):
     def config(self) -> dict[str, Any]:
         """Settings that decide the results (for the study's record; a resumed study must use the same)."""
         return {}
+
+    def task(self) -> Task | None:
+        return None
 
     def cheap_metrics(self, arch: Arch) -> dict[str, float]:
         """Metrics known without evaluating (a table's latency columns, say). Constraints on them are checked before
@@ -69,19 +81,35 @@ class FunctionEvaluator(Evaluator):
 
     name = "function"
 
-    def __init__(self, fn: Callable[..., Mapping[str, float]], metrics: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Mapping[str, float]],
+        metrics: tuple[str, ...] = (),
+        default_objectives: tuple[str, ...] | None = None,
+    ) -> None:
         self.fn = fn
         self.metrics = tuple(metrics)
+        if default_objectives is not None:
+            self.default_objectives = tuple(default_objectives)
 
     def __call__(self, arch: Arch, ctx: Context) -> dict[str, float]:
-        try:
-            out = self.fn(arch, ctx)
-        except TypeError:
-            out = self.fn(arch)
-        return dict(out)
+        # decided by the signature, not by catching TypeError, which would hide a TypeError raised inside fn
+        return dict(self.fn(arch, ctx) if _takes_two(self.fn) else self.fn(arch))
 
     def config(self) -> dict[str, Any]:
         return {"function": getattr(self.fn, "__qualname__", type(self.fn).__qualname__)}
+
+
+def _takes_two(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin): assume the documented (arch, ctx)
+        return True
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
 
 
 EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator")

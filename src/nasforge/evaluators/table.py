@@ -2,7 +2,8 @@
 
 ``__call__`` returns the accuracy columns (``acc12_<dataset>_<split>``, in %) and the latency columns; the latency
 columns (``lat_ms_<device>``) are also the evaluator's ``cheap_metrics``, so a constraint such as ``lat_ms_fpga<=3``
-is checked before a query and an infeasible cell is recorded as such without one.
+is checked before a query and an infeasible cell is recorded as such without one. The table's networks were trained
+on 3×32×32 images with 10 classes (CIFAR-10, whose columns are the default objective), which is the task it reports.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import os
 from typing import Any
 
 from ..space import Arch
+from ..task import CIFAR10_TASK, Task
 from .base import Context, Evaluator, register_evaluator
 
 
 @register_evaluator("table")
 class TableEvaluator(Evaluator):
     """Looks up an arch of the ``nb201`` family in the NAS-Bench-201 table (read once per process)."""
+
+    default_objectives = ("maximize acc12_cifar10_val",)
 
     def __init__(self, data_dir: str | os.PathLike | None = None, benchmark: str = "nb201") -> None:
         self.data_dir = data_dir
@@ -41,6 +45,13 @@ class TableEvaluator(Evaluator):
     def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
         t = self.table
         return t.accuracy_columns + t.latency_columns
+
+    @property
+    def cheap_metric_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.table.latency_columns
+
+    def task(self) -> Task:
+        return CIFAR10_TASK
 
     def config(self) -> dict[str, Any]:
         return {"benchmark": self.benchmark}  # the data folder does not change the results, so it is not recorded

@@ -2,7 +2,8 @@
 
 SGD (lr 0.01, momentum 0.5, batch 64 by default, as in the practice), per-epoch validation on a split held out of the
 training files, the best epoch's weights kept (and saved as the trial's artifact), test accuracy of those weights.
-All randomness (initialisation, shuffling) comes from ``ctx.seed``, so a rerun gives the same numbers.
+The weights go to the study's artifact store (``ctx.artifacts``) as ``model.pt``. All randomness (initialisation,
+shuffling) comes from ``ctx.seed``, so a rerun gives the same numbers.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ class TrainEvaluator(Evaluator):
         return load_cached(self.dataset, self.data_dir, self.val_size, self.train_subset, self.test_subset, 0)
 
     def task(self):
-        return self.data().task()
+        """From the data set's metadata (its IDX header): nothing is loaded."""
+        from ..data import dataset_task
+
+        return dataset_task(self.dataset, self.data_dir)
 
     def __call__(self, arch: Arch, ctx: Context) -> dict[str, float]:
         import torch
@@ -152,8 +156,7 @@ class TrainEvaluator(Evaluator):
         model.load_state_dict(best_state)
         test_acc, _ = accuracy(model, data.x_test, data.y_test)
         if self.save_weights and ctx.artifacts is not None:
-            ctx.artifacts.mkdir(parents=True, exist_ok=True)
-            torch.save(best_state, ctx.artifacts / "model.pt")
+            ctx.artifacts.save("model.pt", best_state)
         return {
             "val_acc": best[0],
             "test_acc": test_acc,

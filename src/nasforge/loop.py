@@ -1,0 +1,191 @@
+"""The search loop, in stages: propose (ask, canonical form, price, gate, record), dispatch, record, tell.
+
+    strategy.ask ─▶ family.canonical ─▶ Pricer.cheap ─▶ Gate.violated ─┬─▶ infeasible: recorded, told, never evaluated
+                                                                        └─▶ Job ─▶ executor ─▶ Outcome ─▶ record ─▶ tell
+
+A resumed study first replays its recorded events into the fresh (seeded) strategy: every recorded ask is asked
+again and must give the recorded archs, every recorded tell is told again from the stored trial (``Trial.result``,
+the same as a live tell), and trials asked but never told (left running by a dead process) are run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+
+from .artifacts import ArtifactKey, ArtifactStore, TrialArtifacts
+from .constraints import Objective
+from .errors import NasforgeError, StorageError
+from .evaluators.base import Evaluator
+from .executors import Executor, Job, Outcome
+from .gate import Gate
+from .pricing import Pricer
+from .space import Arch
+from .spaces.base import Family
+from .storage import Storage
+from .strategies.base import Strategy
+from .task import Task
+from .trial import State, Trial
+
+
+def trial_seed(study_seed: int, arch: Arch) -> int:
+    """A trial's seed: from the study seed and the arch key, so it does not depend on the order trials run in."""
+    return int(hashlib.sha256(f"{study_seed}:{arch.key}".encode()).hexdigest()[:8], 16)
+
+
+class StrategyError(NasforgeError):
+    """A strategy broke its contract (it proposed one network twice)."""
+
+
+@dataclass
+class Plan:
+    """Everything one run of a study uses, resolved and checked by ``Study.run``."""
+
+    study: str
+    study_id: int
+    storage: Storage
+    family: Family
+    strategy: Strategy
+    evaluator: Evaluator
+    task: Task
+    objectives: list[Objective]
+    pricer: Pricer
+    gate: Gate
+    executor: Executor
+    store: ArtifactStore
+    seed: int = 0
+    budget: int | None = None
+    on_trial: Callable[[Trial], None] | None = None
+    progress: Callable[[float, float, str], None] | None = None
+
+
+class Loop:
+    """One run of a study. ``run()`` replays, then asks, evaluates and records until the budget or the space ends."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.p = plan
+        self.trials: dict[int, Trial] = {t.number: t for t in plan.storage.trials(plan.study_id)}
+        # recorded archs are canonical; the canonical form is taken again for records older than that rule
+        self.networks = {plan.family.canonical(t.arch).key: t.number for t in self.trials.values()}
+        self.asked: dict[int, Arch] = {}  # the arch the strategy proposed for each trial (told back as proposed)
+        self.inflight: dict[Future[Outcome], Trial] = {}
+        self.exhausted = False
+
+    def run(self) -> None:
+        queue = deque(self.replay())
+        try:
+            while True:
+                self._fill(queue)
+                if not self.inflight:
+                    break
+                done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
+                for f in done:
+                    t = self.inflight.pop(f)
+                    self.record(t, f.result())
+                    self.tell(t)
+        finally:
+            self.p.executor.shutdown()
+
+    def _fill(self, queue: deque[Trial]) -> None:
+        """Keep every executor slot busy: trials to run again first, then new proposals."""
+        slots = self.p.executor.slots
+        while len(self.inflight) < slots:
+            if queue:
+                self.dispatch(queue.popleft())
+                continue
+            left = math.inf if self.p.budget is None else self.p.budget - len(self.trials)
+            if self.exhausted or left <= 0:
+                return
+            queue.extend(self.propose(int(min(slots - len(self.inflight), left))))
+
+    # --- stages -------------------------------------------------------------------------------------------------
+    def propose(self, n: int) -> list[Trial]:
+        """Ask for ``n`` archs; record them (infeasible ones as such, and tell those at once); return those to run."""
+        archs = self.p.strategy.ask(n)
+        if len(archs) < n:
+            self.exhausted = True
+        new = [self._new_trial(a) for a in archs]
+        self.p.storage.record_ask(self.p.study_id, n, new)
+        for t in new:
+            if t.state == State.INFEASIBLE:
+                self.tell(t)
+        return [t for t in new if t.state == State.RUNNING]
+
+    def _new_trial(self, asked: Arch) -> Trial:
+        arch = self.p.family.canonical(asked)
+        number = len(self.trials)
+        if arch.key in self.networks:
+            raise StrategyError(
+                f"strategy {self.p.strategy.name or type(self.p.strategy).__name__!r} proposed "
+                f"{self.p.family.describe(asked)}, the same network as trial {self.networks[arch.key]}; a strategy "
+                "must propose each network once (in the family's canonical form)"
+            )
+        costs = self.p.pricer.cheap(arch)
+        t = Trial(number=number, arch=arch, state=State.RUNNING, costs=dict(costs))
+        bad = self.p.gate.violated(costs)
+        if bad:
+            t.state, t.feasible, t.finished_at = State.INFEASIBLE, False, time.time()
+            t.error = "violates " + ", ".join(map(str, bad))
+        self.trials[number], self.networks[arch.key], self.asked[number] = t, number, asked
+        return t
+
+    def dispatch(self, t: Trial) -> None:
+        p = self.p
+        t.state, t.started_at = State.RUNNING, time.time()
+        job = Job(
+            p.evaluator, t.arch, t.number, trial_seed(p.seed, t.arch), p.task,
+            TrialArtifacts(p.store, ArtifactKey(p.study, t.number, t.arch.key)),
+            p.progress if p.executor.in_process else None,
+        )  # fmt: skip
+        self.inflight[p.executor.submit(job)] = t
+
+    def record(self, t: Trial, out: Outcome) -> None:
+        """Store an outcome: the trial complete (feasible or not on the measured constraints) or failed."""
+        t.finished_at = time.time()
+        t.duration_s, t.worker, t.curve = out.duration_s, out.worker, out.curve
+        for name, data in out.pending.items():  # saved in a worker that could not reach the store
+            self.p.store.put(ArtifactKey(self.p.study, t.number, t.arch.key), name, data)
+        t.artifact = ",".join(out.artifacts) or None
+        error = out.error
+        if error is None:
+            missing = [o.metric for o in self.p.objectives if o.metric not in out.metrics and o.metric not in t.costs]
+            if missing:
+                error = f"evaluator did not return objective metric {missing[0]!r}"
+        t.metrics = out.metrics
+        if error is not None:
+            t.state, t.error = State.FAILED, error
+        else:
+            t.state, t.error = State.COMPLETE, None
+            t.feasible = self.p.gate.late_ok(t.values)
+        self.p.storage.record_finish(self.p.study_id, t)
+
+    def tell(self, t: Trial) -> None:
+        self.p.strategy.tell(self.asked.get(t.number, t.arch), t.result(self.p.objectives))
+        if self.p.on_trial:
+            self.p.on_trial(t)
+
+    # --- resuming -----------------------------------------------------------------------------------------------
+    def replay(self) -> list[Trial]:
+        """Rebuild the strategy from the recorded events; return the trials still to run (asked, never told)."""
+        strategy, told, nxt = self.p.strategy, set(), 0
+        for kind, value in self.p.storage.events(self.p.study_id):
+            if kind == "ask":
+                for a in strategy.ask(value) if value > 0 else []:
+                    t = self.trials.get(nxt)
+                    if t is None or self.networks.get(self.p.family.canonical(a).key) != nxt:
+                        raise StorageError(
+                            f"study {self.p.study!r}: the strategy does not replay its recorded trials (trial {nxt}); "
+                            "was it created with another seed or version? Use a new --study name"
+                        )
+                    self.asked[nxt] = a
+                    nxt += 1
+            else:
+                told.add(value)
+                t = self.trials[value]
+                strategy.tell(self.asked.get(value, t.arch), t.result(self.p.objectives))
+        return [t for n, t in sorted(self.trials.items()) if n not in told]
