@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import require_data
 from typer.testing import CliRunner
 
 from nasforge.bench.runner import Contender, problem, run_benchmark, run_seed, single_curves, summarize
@@ -13,12 +14,10 @@ from nasforge.commands.bench import app
 from nasforge.errors import NasforgeError, UnknownNameError
 from nasforge.strategies import STRATEGIES
 
-DATA = "/work/shared/data"
-
 
 @pytest.fixture(autouse=True)
 def data(monkeypatch):
-    monkeypatch.setenv("NASFORGE_DATA", DATA)
+    monkeypatch.setenv("NASFORGE_DATA", str(require_data("nb201").parent))
 
 
 def test_random_search_regret_is_non_negative_and_non_increasing():

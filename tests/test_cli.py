@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_data
 
 from nasforge.cli import main
 from nasforge.study import Study
@@ -89,6 +90,8 @@ budget: 40
     ],
 )
 def test_bad_input_one_line_and_nonzero(args, needle, tmp_path, capsys, monkeypatch):
+    if needle.startswith("no arch"):
+        require_data("mnist")  # the proof prices archs for the data set's input shape, read from its files
     if "--data-dir" in args:
         monkeypatch.setenv("NASFORGE_DATA", str(tmp_path / "none"))
     rc = cli(*args, "--storage", f"sqlite:///{tmp_path}/e.db") if args[0] != "run" else cli(*args)

@@ -9,24 +9,29 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import require_data
 
 from nasforge.bench.nb201 import load_table, non_dominated
 from nasforge.errors import DataError, SpaceError, UnknownNameError
 from nasforge.evaluators import EVALUATORS, Context
 from nasforge.spaces.nb201 import from_string
 
-DATA = "/work/shared/data"
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 
 
 @pytest.fixture
-def table(monkeypatch):
-    monkeypatch.setenv("NASFORGE_DATA", DATA)
+def data_dir() -> str:
+    return str(require_data("nb201").parent)  # the data folder that holds nb201/; skips when it is absent
+
+
+@pytest.fixture
+def table(data_dir, monkeypatch):
+    monkeypatch.setenv("NASFORGE_DATA", data_dir)
     return load_table()
 
 
-def test_rows_match_the_file(table):
-    with gzip.open(f"{DATA}/nb201/nb201.csv.gz", "rt") as f:
+def test_rows_match_the_file(table, data_dir):
+    with gzip.open(f"{data_dir}/nb201/nb201.csv.gz", "rt") as f:
         rows = list(itertools.islice(csv.DictReader(f), 3))
     assert len(table) == 15_625
     for r in rows:
@@ -82,8 +87,8 @@ def test_non_dominated_matches_brute_force():
     assert len({tuple(F[i]) for i in brute}) == len(distinct) and set(distinct) <= set(brute)
 
 
-def test_table_evaluator(table):
-    ev = EVALUATORS.get("table")(data_dir=DATA)
+def test_table_evaluator(table, data_dir):
+    ev = EVALUATORS.get("table")(data_dir=data_dir)
     arch = from_string(BEST)
     out = ev(arch, Context())
     assert out["acc12_cifar10_val"] == table.best("acc12_cifar10_val")["acc12_cifar10_val"]

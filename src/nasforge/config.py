@@ -88,11 +88,17 @@ class SearchConfig:
 
 def build(cfg: SearchConfig):
     """Create the family, strategy, evaluator and executor a config describes (nothing runs yet)."""
+    from .constraints import Constraint, Objective
     from .evaluators import create_evaluator
     from .executors import create_executor
     from .spaces import create_family
     from .strategies import create_strategy
 
+    # what the user wrote is read before anything is built or loaded, so a typo fails first and alone
+    for c in cfg.constraints:
+        Constraint.parse(c)
+    for o in cfg.objectives or ():
+        Objective.parse(o)
     family = create_family(cfg.family, **cfg.family_config)
     strat_cfg = dict(cfg.strategy_config)
     seed = strat_cfg.pop("seed", cfg.seed)
