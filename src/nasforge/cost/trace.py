@@ -1,74 +1,422 @@
-"""Layer lists for any ``nn.Module``: run one forward pass with hooks on the leaf modules.
+"""Layer lists for any ``nn.Module``, counted exactly or marked unknown: how costs work for a user's own model.
 
-This is how costs work for a user's own model. Leaf modules that the tracer does not know, but that hold parameters,
-are recorded as kind ``other`` with their parameter count and the MACs that ``FlopCounterMode`` measures for them.
-Functional calls outside modules (``torch.flatten``, ``x + y``) carry no parameters or MACs and are not recorded.
+``trace_layers(model, task)`` runs the model once on the task's example input (batch 1, eval mode) under a
+``TorchDispatchMode`` that sees every aten op, with hooks on every submodule to know which module call is running.
+Each op's FLOPs come from ``FlopCounterMode``'s formula table, applied as ``FlopCounterMode`` applies them, so that
+``macs`` equals its total // 2 on the same input; ``EXTRA_FORMULAS`` adds what it misses on this CPU (below).
+
+What becomes a layer (a ``MeasuredSpec``: kind and shapes for memory and latency, counts as measured):
+
+- a call of an *atomic* module: a leaf, or a module whose forward uses its children's weights functionally
+  (``nn.MultiheadAttention``, the RNNs). Its kind follows its type (``conv``, ``linear``, ``bn``, ``ln``, ``gn``,
+  ``act``, ``pool``, ``reshape``, ``embedding``, ``attention``, ``rnn``; ``other`` when nothing better is known), and
+  every op inside it is its own. A module called twice is two layers (``name``, ``name#2``).
+- an op in a composite module's own ``forward`` that does MACs (``x @ self.w``, ``torch.einsum``, ``F.linear``,
+  ``F.scaled_dot_product_attention``) or that cannot be counted: an ``other`` layer named ``module:op``. Element-wise
+  and shape ops there (``x + y``, ``F.relu``, ``flatten``) carry no parameters or MACs and are not recorded.
+
+Parameters are counted once each, at the first layer that owns or uses them (an atomic module owns its children's
+too); parameters no call used come last as one ``other`` layer. So ``params`` equals ``sum(p.numel() for p in
+model.parameters())``, which also counts a shared parameter once, and a reused module costs its MACs per call.
+
+Loud, never low. An op that does compute but cannot be counted makes its layer's MACs unknown (``macs`` reads NaN, as
+do the sums ``costs`` makes of them: ``macs`` and ``energy_uj``) and raises an ``UncountedWarning`` naming the module:
+an aten op without a formula whose name says it multiplies (``cdist``, ``linalg_*``, ``_trilinear`` behind
+``nn.Bilinear``, fused kernels), an op of another namespace (a custom C++ or Triton op), or data made outside torch's
+operators inside a custom autograd Function (NumPy, a C++ extension called directly). The pass runs with grad enabled,
+so that inside a custom Function's ``forward`` (where torch turns grad off) such data can be told from a constant.
+
+What ``FlopCounterMode`` misses on a CPU (``EXTRA_FORMULAS``): ``nn.LSTM`` runs as ``mkldnn_rnn_layer`` and
+``F.scaled_dot_product_attention`` as ``_scaled_dot_product_flash_attention_for_cpu``, both counted 0 by it, as are
+matrix-vector products (``mv``, ``addmv``, ``dot``). The formulas here give what ``FlopCounterMode`` counts on the
+decomposed path (mkldnn off, the math attention kernel). The fused fast paths of ``nn.MultiheadAttention`` and the
+Transformer layers (one opaque op each) are switched off while tracing.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
 
-from .layers import LayerSpec
+from ..errors import NasforgeError
+from ..task import Task
+from .layers import LayerSpec, MeasuredSpec
 
-_ACT = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU)
-_POOL = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+__all__ = ["EXTRA_FORMULAS", "TraceError", "UncountedWarning", "trace_layers"]
+
+aten = torch.ops.aten
+
+
+class TraceError(NasforgeError):
+    """A model that cannot be traced: its forward fails on the example input, or the input is not one."""
+
+
+class UncountedWarning(UserWarning):
+    """A module does compute that cannot be counted: its MACs are reported as unknown (NaN)."""
+
+
+# --- FLOP formulas for ops FlopCounterMode has none for (FLOPs = 2 × MACs, shapes in, as its registry takes them)
+
+
+def _rnn_flop(inp: Sequence[int], w_ih: Sequence[int], w_hh: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    # one layer, one direction: each step multiplies its input by W_ih (gates·H × I) and the state by W_hh (gates·H × H)
+    return 2 * math.prod(inp[:-1]) * (math.prod(w_ih) + math.prod(w_hh))
+
+
+def _sdpa_flop(q: Sequence[int], k: Sequence[int], v: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    # scores q·kᵀ and the weighted sum of v per (batch, head), as FlopCounterMode counts sdpa (k, v: maybe fewer heads)
+    return 2 * math.prod(q[:-1]) * k[-2] * (q[-1] + v[-1])
+
+
+def _mv_flop(mat: Sequence[int], vec: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    return 2 * math.prod(mat)
+
+
+def _addmv_flop(bias: Sequence[int], mat: Sequence[int], vec: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    return 2 * math.prod(mat)
+
+
+def _dot_flop(a: Sequence[int], b: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    return 2 * math.prod(a)
+
+
+def _addmm_act_flop(bias: Sequence[int], a: Sequence[int], b: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    return 2 * a[0] * a[1] * b[1]
+
+
+def _extra_formulas() -> dict[Any, Callable[..., int]]:
+    named = {"mkldnn_rnn_layer": _rnn_flop, "_scaled_dot_product_flash_attention_for_cpu": _sdpa_flop,
+             "mv": _mv_flop, "addmv": _addmv_flop, "dot": _dot_flop, "vdot": _dot_flop,
+             "_addmm_activation": _addmm_act_flop}  # fmt: skip
+    return {getattr(aten, n): f for n, f in named.items() if hasattr(aten, n)}
+
+
+# pass as ``FlopCounterMode(custom_mapping=EXTRA_FORMULAS)`` to count as the tracer does
+EXTRA_FORMULAS = _extra_formulas()
+_FORMULAS = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS).flop_registry  # shapes in, as it applies them
+
+
+def _overload(ns: str, name: str, overload: str = "default") -> Any:
+    return getattr(getattr(getattr(torch.ops, ns), name, None), overload, None)
+
+
+# queries FlopCounterMode leaves to the default handling (they do no compute)
+_QUERIES = frozenset(_overload("aten", *q.split(".")) for q in (
+    "sym_is_contiguous", "is_contiguous", "is_contiguous.memory_format", "is_strides_like_format",
+    "is_non_overlapping_and_dense", "size", "sym_size", "stride", "sym_stride", "storage_offset", "sym_storage_offset",
+    "numel", "sym_numel", "dim")) | {_overload("prim", "layout")}  # fmt: skip
+_TORCH_NAMESPACES = frozenset({"aten", "prim", "prims", "profiler"})
+# words of an aten op's name that say it multiplies (an op with one of them and no formula cannot be counted)
+_MULTIPLIES = frozenset(
+    "mm mv bmm addmm addmv addbmm baddbmm addr dot vdot matmul einsum tensordot bilinear trilinear linear attention "
+    "rnn lstm gru transformer cdist pdist linalg cholesky svd solve inverse det slogdet logdet lu qr eig eigh fft ifft "
+    "rfft irfft stft kron".split()
+)
+
+
+def _uncountable(func: Any) -> str | None:
+    """Why an op without a FLOP formula cannot be counted, or None when it does no multiply-accumulates."""
+    name = func._overloadpacket.__name__
+    if func.namespace not in _TORCH_NAMESPACES:
+        return f"{func.namespace}::{name} is not a torch operator"
+    words = name.strip("_").split("_")
+    if any(w in _MULTIPLIES or w.startswith("conv") for w in words):
+        return f"aten::{name} has no FLOP formula"
+    return None
+
+
+# --- what a module call is
+
+
+_ACTS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hswish", nn.Hardsigmoid: "hsigmoid", nn.GELU: "gelu",
+         nn.SiLU: "silu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu",
+         nn.Mish: "mish", nn.PReLU: "prelu", nn.Hardtanh: "hardtanh", nn.Softmax: "softmax",
+         nn.LogSoftmax: "log_softmax"}  # fmt: skip
+_POOLS = {nn.MaxPool2d: "max", nn.AdaptiveMaxPool2d: "max", nn.AvgPool2d: "avg", nn.AdaptiveAvgPool2d: "avg"}
+_VIEWS = (nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd)
+# modules whose forward uses their children's weights without calling the children
+_ATOMIC = (nn.MultiheadAttention, nn.RNNBase, nn.RNNCellBase)
+
+
+def _is_atomic(m: nn.Module) -> bool:
+    return isinstance(m, _ATOMIC) or next(m.children(), None) is None
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[-1]))
+
+
+def _conv(m: nn.Conv2d, i: tuple, o: tuple) -> tuple[str, dict[str, Any]] | None:
+    if len(i) != 3 or len(o) != 3:
+        return None
+    bias = m.bias is not None
+    return "conv", {"kernel": tuple(m.kernel_size), "stride": m.stride[0], "groups": m.groups, "bias": bias}
+
+
+def _pool(m: nn.Module, i: tuple, o: tuple) -> tuple[str, dict[str, Any]] | None:
+    if len(i) != 3 or len(o) != 3:
+        return None
+    how = next(v for t, v in _POOLS.items() if isinstance(m, t))
+    if hasattr(m, "output_size"):  # adaptive: a window of in/out (the whole map for a global pool, as blueprints write)
+        k, s = (i[1] // o[1], i[2] // o[2]), i[1] // o[1]
+    else:
+        k, s = _pair(m.kernel_size), _pair(m.stride)[0]
+    return "pool", {"kernel": k, "stride": s, "extra": (("pool", how),)}
+
+
+def _rnn(m: nn.Module, i: tuple, o: tuple) -> tuple[str, dict[str, Any]]:
+    if isinstance(m, nn.RNNBase):
+        facts = (("cell", m.mode.lower()), ("hidden", m.hidden_size), ("layers", m.num_layers),
+                 ("bidirectional", m.bidirectional))  # fmt: skip
+    else:
+        facts = (("cell", type(m).__name__.lower()), ("hidden", m.hidden_size), ("layers", 1))
+    return "rnn", {"extra": facts}
+
+
+# module type -> its LayerSpec kind and fields (kernel, stride, groups, bias, extra); None: nothing better than "other"
+_KINDS: tuple[tuple[Any, Callable[[Any, tuple, tuple], tuple[str, dict[str, Any]] | None]], ...] = (
+    (nn.Conv2d, _conv),
+    (nn.Linear, lambda m, i, o: ("linear", {"bias": m.bias is not None})),
+    (nn.modules.batchnorm._BatchNorm, lambda m, i, o: ("bn", {})),
+    (nn.RMSNorm, lambda m, i, o: ("ln", {"extra": (("norm", "rms"),)})),
+    (nn.LayerNorm, lambda m, i, o: ("ln", {})),
+    (nn.GroupNorm, lambda m, i, o: ("gn", {"groups": m.num_groups})),
+    (nn.modules.instancenorm._InstanceNorm, lambda m, i, o: ("gn", {"groups": m.num_features})),
+    (tuple(_POOLS), _pool),
+    (_VIEWS, lambda m, i, o: ("reshape", {})),
+    ((nn.Embedding, nn.EmbeddingBag), lambda m, i, o: ("embedding", {"extra": (("vocab", m.num_embeddings),)})),
+    (nn.MultiheadAttention, lambda m, i, o: ("attention", {"extra": (("heads", m.num_heads),)})),
+    ((nn.RNNBase, nn.RNNCellBase), _rnn),
+)
+
+
+def _describe(m: nn.Module, i: tuple[int, ...], o: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
+    """The LayerSpec kind of module ``m`` and its fields."""
+    if type(m) in _ACTS:  # the exact type: ReLU6 is a Hardtanh, and a user's subclass may do anything
+        return "act", {"extra": (("act", _ACTS[type(m)]),)}
+    for types, kind in _KINDS:
+        if isinstance(m, types):
+            return kind(m, i, o) or ("other", {})
+    return "other", {}
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(int(s) for s in t.shape[1:])
+    """A traced tensor's shape without its batch dimension: the first of size 1 (the batch is 1, and it need not lead:
+    ``batch_first=False`` modules take (L, 1, E))."""
+    s = tuple(int(d) for d in t.shape)
+    return s[: s.index(1)] + s[s.index(1) + 1 :] if 1 in s else s
 
 
-def _spec(name: str, m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
-    i, o = _shape(x), _shape(y)
-    if isinstance(m, nn.Conv2d):
-        return LayerSpec("conv", i, o, tuple(m.kernel_size), m.stride[0], m.groups, m.bias is not None, name)
-    if isinstance(m, nn.Linear):
-        return LayerSpec("linear", i, o, bias=m.bias is not None, name=name)
-    if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d) and m.affine:
-        return LayerSpec("bn", i, o, name=name)
-    if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
-        return LayerSpec("ln", i, o, name=name)
-    if isinstance(m, _ACT):
-        return LayerSpec("act", i, o, name=name)
-    if isinstance(m, _POOL):
-        k = getattr(m, "kernel_size", 1)
-        k = (k, k) if isinstance(k, int) else tuple(k)
-        s = getattr(m, "stride", 1)
-        return LayerSpec("pool", i, o, k, s if isinstance(s, int) else s[0], name=name)
-    if isinstance(m, nn.Flatten | nn.Identity | nn.Dropout):
-        return LayerSpec("reshape", i, o, name=name)
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc:
-        m.forward(x)  # forward, not __call__: calling the module would re-enter this hook
-    n = sum(p.numel() for p in m.parameters(recurse=False))
-    return LayerSpec("other", i, o, name=name, extra=(("params", n), ("macs", fc.get_total_flops() // 2)))
+def _tensors(*trees: Any) -> Iterator[torch.Tensor]:
+    for tree in trees:
+        for x in tree_flatten(tree)[0]:
+            if isinstance(x, torch.Tensor):
+                yield x
 
 
-def trace_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerSpec]:
-    """The layer list of ``model`` for one input of ``input_shape`` (without batch), in execution order."""
-    records: list[LayerSpec] = []
+# --- the tracer
+
+
+@dataclass(eq=False)
+class _Call:
+    """One module call on the stack. ``owner`` is the atomic call that its ops belong to (itself when it is atomic,
+    None for a composite's own ops)."""
+
+    name: str
+    module: nn.Module
+    owner: _Call | None = None
+    params: int = 0  # parameters first counted in this call
+    flops: int = 0
+    why: str | None = None  # why its MACs cannot be counted
+    pending: int = 0  # composite: parameters first used by an op without MACs, given to its next recorded op
+
+
+class _Tracer:
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.params = {id(p): p for p in model.parameters()}  # de-duplicated, as model.parameters() is
+        # weights and what is made of weights alone (a transposed weight, a buffer's slice): not activations
+        self.weights = set(self.params) | {id(b) for b in model.buffers()}
+        self.keep: list[torch.Tensor] = []  # holds weight-made tensors while their ids stand for them
+        self.counted: set[int] = set()
+        self.calls: dict[int, int] = {}
+        self.stack: list[_Call] = [_Call("", model)]  # ops outside every module call (a user's hook) are the model's
+        self.layers: list[LayerSpec] = []
+        self.uncounted: list[tuple[_Call, str]] = []
+
+    def claim(self, tensors: Iterable[torch.Tensor]) -> int:
+        """Count the parameters among ``tensors`` that no layer has counted yet; their number of elements."""
+        n = 0
+        for t in tensors:
+            k = id(t)
+            if k in self.params and k not in self.counted:
+                self.counted.add(k)
+                n += t.numel()
+        return n
+
+    def enter(self, m: nn.Module, args: tuple, kwargs: dict) -> None:
+        top = self.stack[-1]
+        if top.owner is not None:  # inside an atomic call: everything here is that call's
+            self.stack.append(_Call(top.name, m, top.owner))
+            return
+        k = self.calls[id(m)] = self.calls.get(id(m), 0) + 1
+        name = self.names.get(id(m), type(m).__name__)
+        call = _Call(name if k == 1 else f"{name}#{k}", m)
+        if _is_atomic(m):
+            call.owner = call
+            call.params = self.claim(m.parameters())
+        self.stack.append(call)
+
+    def exit(self, m: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+        call = self.stack.pop()
+        if call.owner is call:
+            self.record(call, call.name, list(_tensors(args, kwargs)), out, call.params, call.flops, call.why)
+        elif call.owner is None:  # a composite: its own parameters that no op used
+            n = call.pending + self.claim(m.parameters(recurse=False))
+            if n:
+                self.layers.append(MeasuredSpec("other", (), (), name=call.name or type(m).__name__, n_params=n))
+
+    def op(self, func: Any, args: tuple, kwargs: dict, out: Any, flops: int, why: str | None) -> None:
+        top = self.stack[-1]
+        ts = list(_tensors(args, kwargs))
+        new = self.claim(ts)
+        if ts and all(id(t) in self.weights for t in ts):
+            for t in _tensors(out):
+                self.weights.add(id(t))
+                self.keep.append(t)
+        call = top.owner
+        if call is not None:
+            call.params += new
+            call.flops += flops
+            call.why = call.why or why
+            return
+        if not flops and why is None:
+            top.pending += new
+            return
+        label = top.name or type(top.module).__name__
+        self.record(top, f"{label}:{func._overloadpacket.__name__}", ts, out, new + top.pending, flops, why)
+        top.pending = 0
+
+    def record(self, call: _Call, name: str, ins: list, out: Any, params: int, flops: int, why: str | None) -> None:
+        ins = [t for t in ins if id(t) not in self.weights]
+        i = _shape(ins[0]) if ins else ()
+        outs = list(_tensors(out))
+        o = _shape(outs[0]) if outs else ()
+        seen = {id(ins[0])} if ins else set()
+        live = 0  # other inputs held while this layer runs (a cross-attention's memory, an RNN's state)
+        for t in ins[1:]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                live += t.numel()
+        kind, fields = _describe(call.module, i, o) if call.owner is call else ("other", {})
+        macs = None if why else flops // 2
+        self.layers.append(MeasuredSpec(kind, i, o, name=name, live=live, n_params=params, n_macs=macs, **fields))
+        if why:
+            self.uncounted.append((call, why))
+
+    def finish(self) -> list[LayerSpec]:
+        root = self.stack[0]
+        n = root.pending + self.claim(iter(self.params.values()))
+        if n:  # parameters that no call used still count, as numel() counts them
+            self.layers.append(MeasuredSpec("other", (), (), name="(unused parameters)", n_params=n))
+        return self.layers
+
+
+class _OpCounter(TorchDispatchMode):
+    """Every aten op of the traced pass, with its FLOPs, handed to the tracer (FlopCounterMode's way of counting)."""
+
+    def __init__(self, tracer: _Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _QUERIES:
+            return NotImplemented
+        packet = func._overloadpacket
+        if packet not in EXTRA_FORMULAS and func is not torch.ops.prim.device.default:
+            with self:  # as FlopCounterMode: an op that decomposes is counted by its parts
+                r = func.decompose(*args, **kwargs)
+            if r is not NotImplemented:
+                return r
+        out = func(*args, **kwargs)
+        formula = _FORMULAS.get(packet)
+        if formula is not None:
+            self.tracer.op(func, args, kwargs, out, formula(*args, **kwargs, out_val=out), None)
+        elif packet is aten.lift_fresh and not torch.is_grad_enabled() and args[0].dim() > 0:
+            # grad is off inside a custom autograd Function's forward: data lifted there was computed outside torch
+            self.tracer.op(func, args, kwargs, out, 0, "a custom autograd Function made data outside torch's operators")
+        else:
+            self.tracer.op(func, args, kwargs, out, 0, _uncountable(func))
+        return out
+
+
+def _inputs(x: Task | Sequence[int] | torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    if isinstance(x, Task):
+        return (x.example(1),)
+    if isinstance(x, torch.Tensor):
+        return (x,)
+    if isinstance(x, Sequence) and x and all(isinstance(t, torch.Tensor) for t in x):
+        return tuple(x)
+    try:
+        shape = tuple(int(s) for s in x)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise TraceError(f"trace a model with a Task, an input shape or example tensors, not {x!r}") from None
+    return (Task(shape, 1).example(1),)
+
+
+def trace_layers(model: nn.Module, task_or_shape: Task | Sequence[int] | torch.Tensor | Sequence[torch.Tensor]
+                 ) -> list[LayerSpec]:  # fmt: skip
+    """The layer list of ``model`` for one input (batch 1), in execution order (see the module docstring).
+
+    ``task_or_shape``: a ``Task`` (its dtype and vocabulary give token inputs), an input shape without the batch
+    (float inputs), or example tensors of batch 1 to call the model with. Raises ``TraceError`` when the forward
+    fails; warns ``UncountedWarning`` for each module whose MACs cannot be counted (its ``macs`` are NaN).
+    """
+    inputs = _inputs(task_or_shape)
+    tracer = _Tracer(model)
     hooks = []
-
-    def hook(name: str):
-        def fn(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
-            if args and isinstance(args[0], torch.Tensor) and isinstance(out, torch.Tensor):
-                records.append(_spec(name, m, args[0], out))
-
-        return fn
-
-    for name, m in model.named_modules():
-        if not any(True for _ in m.children()):
-            hooks.append(m.register_forward_hook(hook(name)))
-    was_training = model.training
+    for m in model.modules():
+        hooks.append(m.register_forward_pre_hook(tracer.enter, with_kwargs=True))
+        hooks.append(m.register_forward_hook(tracer.exit, with_kwargs=True))
+    was_training, fast = model.training, torch.backends.mha.get_fastpath_enabled()
     try:
         model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+        torch.backends.mha.set_fastpath_enabled(False)  # the fused fast paths are one opaque op each
+        with torch.enable_grad(), _OpCounter(tracer):
+            model(*inputs)
+    except NasforgeError:
+        raise
+    except Exception as e:
+        raise TraceError(_failure(model, inputs, e)) from e
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return records
+        torch.backends.mha.set_fastpath_enabled(fast)
+    for call, why in tracer.uncounted:
+        cls = type(call.module).__name__
+        what = f"module {call.name!r} ({cls})" if call.name else f"the model ({cls})"
+        warnings.warn(f"cannot count the MACs of {what}: {why}; its macs (and energy) are unknown (NaN), so a "
+                      "constraint on them cannot be checked", UncountedWarning, stacklevel=2)  # fmt: skip
+    return tracer.finish()
+
+
+def _failure(model: nn.Module, inputs: tuple[torch.Tensor, ...], e: Exception) -> str:
+    shapes = ", ".join(f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}" for x in inputs)
+    msg = (str(e).strip().splitlines() or [""])[0]
+    hint = ""
+    if any(x.is_floating_point() for x in inputs) and any(isinstance(m, nn.Embedding | nn.EmbeddingBag)
+                                                          for m in model.modules()):  # fmt: skip
+        hint = "; a model of token ids is traced with a Task of dtype 'int64' and its vocab_size"
+    return f"cannot trace {type(model).__name__} on an input of {shapes}: {type(e).__name__}: {msg}{hint}"
