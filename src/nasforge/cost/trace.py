@@ -1,9 +1,10 @@
 """Layer lists for any ``nn.Module``, counted exactly or marked unknown: how costs work for a user's own model.
 
-``trace_layers(model, task)`` runs the model once on the task's example input (batch 1, eval mode) under a
-``TorchDispatchMode`` that sees every aten op, with hooks on every submodule to know which module call is running.
-Each op's FLOPs come from ``FlopCounterMode``'s formula table, applied as ``FlopCounterMode`` applies them, so that
-``macs`` equals its total // 2 on the same input; ``EXTRA_FORMULAS`` adds what it misses on this CPU (below).
+``trace_layers(model, task)`` runs the model once on the task's example input (batch 1, eval mode) under
+``cost.opcount.OpCounter``, which sees every aten op with its FLOPs (``FlopCounterMode``'s formulas, applied as it
+applies them, plus what it misses on a CPU), and with hooks on every submodule to know which module call is running.
+So ``macs`` equals ``FlopCounterMode``'s total // 2 on the same input (with ``EXTRA_FORMULAS`` for an LSTM or
+``F.scaled_dot_product_attention`` on a CPU, which it counts as 0).
 
 What becomes a layer (a ``MeasuredSpec``: kind and shapes for memory and latency, counts as measured):
 
@@ -17,27 +18,23 @@ What becomes a layer (a ``MeasuredSpec``: kind and shapes for memory and latency
   ``flatten``) carry no parameters or MACs and are not recorded, except that a user's leaf module that does no MACs
   at all is one ``other`` layer (a custom activation, a sum of two inputs), so that memory sees it.
 
-Parameters are counted once each, at the first layer that owns or uses them (an atomic module owns its children's
-too); parameters no call used come last as one ``other`` layer. So ``params`` equals ``sum(p.numel() for p in
-model.parameters())``, which also counts a shared parameter once, and a reused module costs its MACs per call.
+Shapes are without the batch (of 1), wherever it stands (``batch_first=False`` modules take (L, 1, E)); the first
+input that is not a weight is ``in_shape``, other inputs held while the layer runs are ``live`` (a cross-attention's
+memory, an RNN's state).
 
-Loud, never low. An op that does compute but cannot be counted makes its layer's MACs unknown (``macs`` reads NaN, as
-do the sums ``costs`` makes of them: ``macs`` and ``energy_uj``) and raises an ``UncountedWarning`` naming the module:
-an aten op without a formula whose name says it multiplies (``cdist``, ``linalg_*``, ``_trilinear`` behind
-``nn.Bilinear``, fused kernels), an op of another namespace (a custom C++ or Triton op), or data made outside torch's
-operators inside a custom autograd Function (NumPy, a C++ extension called directly). The pass runs with grad enabled,
-so that inside a custom Function's ``forward`` (where torch turns grad off) such data can be told from a constant.
+Parameters are counted once each, at the first layer that owns or uses them (a module of a known kind owns its
+children's too); parameters that no call used come last as one ``other`` layer. So ``params`` equals
+``sum(p.numel() for p in model.parameters())``, which counts a shared parameter once, and a module called twice costs
+twice its MACs but its parameters once.
 
-What ``FlopCounterMode`` misses on a CPU (``EXTRA_FORMULAS``): ``nn.LSTM`` runs as ``mkldnn_rnn_layer`` and
-``F.scaled_dot_product_attention`` as ``_scaled_dot_product_flash_attention_for_cpu``, both counted 0 by it, as are
-matrix-vector products (``mv``, ``addmv``, ``dot``). The formulas here give what ``FlopCounterMode`` counts on the
-decomposed path (mkldnn off, the math attention kernel). The fused fast paths of ``nn.MultiheadAttention`` and the
-Transformer layers (one opaque op each) are switched off while tracing.
+Loud, never low: a layer that does compute the tracer cannot count (``cost/opcount.py`` says which) has unknown MACs,
+``macs`` reads NaN and so do the sums ``costs`` makes of it (``macs``, ``energy_uj``), and an ``UncountedWarning``
+names the module. The fused fast paths of ``nn.MultiheadAttention`` and the Transformer layers (one opaque op each)
+are switched off while tracing, and the pass runs with grad enabled (see ``opcount``).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -45,17 +42,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import NasforgeError
 from ..task import Task
 from .layers import LayerSpec, MeasuredSpec
+from .opcount import EXTRA_FORMULAS, OpCounter
 
 __all__ = ["EXTRA_FORMULAS", "TraceError", "UncountedWarning", "trace_layers"]
-
-aten = torch.ops.aten
-
 
 class TraceError(NasforgeError):
     """A model that cannot be traced: its forward fails on the example input, or the input is not one."""
@@ -63,76 +56,6 @@ class TraceError(NasforgeError):
 
 class UncountedWarning(UserWarning):
     """A module does compute that cannot be counted: its MACs are reported as unknown (NaN)."""
-
-
-# --- FLOP formulas for ops FlopCounterMode has none for (FLOPs = 2 × MACs, shapes in, as its registry takes them)
-
-
-def _rnn_flop(inp: Sequence[int], w_ih: Sequence[int], w_hh: Sequence[int], *args: Any, **kwargs: Any) -> int:
-    # one layer, one direction: each step multiplies its input by W_ih (gates·H × I) and the state by W_hh (gates·H × H)
-    return 2 * math.prod(inp[:-1]) * (math.prod(w_ih) + math.prod(w_hh))
-
-
-def _sdpa_flop(q: Sequence[int], k: Sequence[int], v: Sequence[int], *args: Any, **kwargs: Any) -> int:
-    # scores q·kᵀ and the weighted sum of v per (batch, head), as FlopCounterMode counts sdpa (k, v: maybe fewer heads)
-    return 2 * math.prod(q[:-1]) * k[-2] * (q[-1] + v[-1])
-
-
-def _mv_flop(mat: Sequence[int], vec: Sequence[int], *args: Any, **kwargs: Any) -> int:
-    return 2 * math.prod(mat)
-
-
-def _addmv_flop(bias: Sequence[int], mat: Sequence[int], vec: Sequence[int], *args: Any, **kwargs: Any) -> int:
-    return 2 * math.prod(mat)
-
-
-def _dot_flop(a: Sequence[int], b: Sequence[int], *args: Any, **kwargs: Any) -> int:
-    return 2 * math.prod(a)
-
-
-def _addmm_act_flop(bias: Sequence[int], a: Sequence[int], b: Sequence[int], *args: Any, **kwargs: Any) -> int:
-    return 2 * a[0] * a[1] * b[1]
-
-
-def _extra_formulas() -> dict[Any, Callable[..., int]]:
-    named = {"mkldnn_rnn_layer": _rnn_flop, "_scaled_dot_product_flash_attention_for_cpu": _sdpa_flop,
-             "mv": _mv_flop, "addmv": _addmv_flop, "dot": _dot_flop, "vdot": _dot_flop,
-             "_addmm_activation": _addmm_act_flop}  # fmt: skip
-    return {getattr(aten, n): f for n, f in named.items() if hasattr(aten, n)}
-
-
-# pass as ``FlopCounterMode(custom_mapping=EXTRA_FORMULAS)`` to count as the tracer does
-EXTRA_FORMULAS = _extra_formulas()
-_FORMULAS = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS).flop_registry  # shapes in, as it applies them
-
-
-def _overload(ns: str, name: str, overload: str = "default") -> Any:
-    return getattr(getattr(getattr(torch.ops, ns), name, None), overload, None)
-
-
-# queries FlopCounterMode leaves to the default handling (they do no compute)
-_QUERIES = frozenset(_overload("aten", *q.split(".")) for q in (
-    "sym_is_contiguous", "is_contiguous", "is_contiguous.memory_format", "is_strides_like_format",
-    "is_non_overlapping_and_dense", "size", "sym_size", "stride", "sym_stride", "storage_offset", "sym_storage_offset",
-    "numel", "sym_numel", "dim")) | {_overload("prim", "layout")}  # fmt: skip
-_TORCH_NAMESPACES = frozenset({"aten", "prim", "prims", "profiler"})
-# words of an aten op's name that say it multiplies (an op with one of them and no formula cannot be counted)
-_MULTIPLIES = frozenset(
-    "mm mv bmm addmm addmv addbmm baddbmm addr dot vdot matmul einsum tensordot bilinear trilinear linear attention "
-    "rnn lstm gru transformer cdist pdist linalg cholesky svd solve inverse det slogdet logdet lu qr eig eigh fft ifft "
-    "rfft irfft stft kron".split()
-)
-
-
-def _uncountable(func: Any) -> str | None:
-    """Why an op without a FLOP formula cannot be counted, or None when it does no multiply-accumulates."""
-    name = func._overloadpacket.__name__
-    if func.namespace not in _TORCH_NAMESPACES:
-        return f"{func.namespace}::{name} is not a torch operator"
-    words = name.strip("_").split("_")
-    if any(w in _MULTIPLIES or w.startswith("conv") for w in words):
-        return f"aten::{name} has no FLOP formula"
-    return None
 
 
 # --- what a module call is
@@ -343,35 +266,6 @@ class _Tracer:
         return self.layers
 
 
-class _OpCounter(TorchDispatchMode):
-    """Every aten op of the traced pass, with its FLOPs, handed to the tracer (FlopCounterMode's way of counting)."""
-
-    def __init__(self, tracer: _Tracer) -> None:
-        super().__init__()
-        self.tracer = tracer
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        kwargs = kwargs or {}
-        if func in _QUERIES:
-            return NotImplemented
-        packet = func._overloadpacket
-        if packet not in EXTRA_FORMULAS and func is not torch.ops.prim.device.default:
-            with self:  # as FlopCounterMode: an op that decomposes is counted by its parts
-                r = func.decompose(*args, **kwargs)
-            if r is not NotImplemented:
-                return r
-        out = func(*args, **kwargs)
-        formula = _FORMULAS.get(packet)
-        if formula is not None:
-            self.tracer.op(func, args, kwargs, out, formula(*args, **kwargs, out_val=out), None)
-        elif packet is aten.lift_fresh and not torch.is_grad_enabled() and args[0].dim() > 0:
-            # grad is off inside a custom autograd Function's forward: data lifted there was computed outside torch
-            self.tracer.op(func, args, kwargs, out, 0, "a custom autograd Function made data outside torch's operators")
-        else:
-            self.tracer.op(func, args, kwargs, out, 0, _uncountable(func))
-        return out
-
-
 def _inputs(x: Task | Sequence[int] | torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     if isinstance(x, Task):
         return (x.example(1),)
@@ -404,7 +298,7 @@ def trace_layers(model: nn.Module, task_or_shape: Task | Sequence[int] | torch.T
     try:
         model.eval()
         torch.backends.mha.set_fastpath_enabled(False)  # the fused fast paths are one opaque op each
-        with torch.enable_grad(), _OpCounter(tracer):
+        with torch.enable_grad(), OpCounter(tracer):
             model(*inputs)
     except NasforgeError:
         raise
