@@ -50,6 +50,7 @@ from .opcount import EXTRA_FORMULAS, OpCounter
 
 __all__ = ["EXTRA_FORMULAS", "TraceError", "UncountedWarning", "trace_layers"]
 
+
 class TraceError(NasforgeError):
     """A model that cannot be traced: its forward fails on the example input, or the input is not one."""
 
@@ -181,7 +182,7 @@ class _Tracer:
         self.calls: dict[int, int] = {}
         self.stack: list[_Call] = [_Call("", model)]  # ops outside every module call (a user's hook) are the model's
         self.layers: list[LayerSpec] = []
-        self.uncounted: list[tuple[_Call, str]] = []
+        self.uncounted: list[tuple[_Call, str]] = []  # (call, why) of layers whose MACs are unknown
 
     def claim(self, tensors: Iterable[torch.Tensor]) -> int:
         """Count the parameters among ``tensors`` that no layer has counted yet; their number of elements."""
@@ -309,7 +310,8 @@ def trace_layers(model: nn.Module, task_or_shape: Task | Sequence[int] | torch.T
             h.remove()
         model.train(was_training)
         torch.backends.mha.set_fastpath_enabled(fast)
-    for call, why in tracer.uncounted:
+    once = {(id(call.module), why): (call, why) for call, why in reversed(tracer.uncounted)}  # however often it ran
+    for call, why in reversed(once.values()):
         cls = type(call.module).__name__
         what = f"module {call.name!r} ({cls})" if call.name else f"the model ({cls})"
         warnings.warn(f"cannot count the MACs of {what}: {why}; its macs (and energy) are unknown (NaN), so a "
