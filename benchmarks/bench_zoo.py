@@ -320,10 +320,15 @@ def _old_cell(r: dict | None, numel: int, macs: int) -> str:
     return f"{r['params']:,} ({_pct(r['params'], numel)}) / {r['macs']:,} ({_pct(r['macs'], macs)})"
 
 
+def _old_s(r: dict) -> str:
+    s = r.get("old_tokens", r.get("old", {})).get("s")
+    return "-" if s is None else f"{s:.3f}"
+
+
 def table(rows: list[dict]) -> str:
     """Markdown: percentages are against numel (parameters) and FlopCounterMode on the decomposed path (MACs)."""
     out = ["| model | input | params: tracer / numel | MACs: tracer / FlopCounterMode decomposed | FlopCounterMode, "
-           "default CPU path | old tracer: params / MACs | trace s (FlopCounterMode s) |",
+           "default CPU path | old tracer: params / MACs | seconds: tracer / old / FlopCounterMode |",
            "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         old = _old_cell(r.get("old"), r["numel"], r["fc_decomposed"])
@@ -333,7 +338,7 @@ def table(rows: list[dict]) -> str:
         out.append(
             f"| {r['model']} | {r['input']} | {r['params']:,} / {r['numel']:,} ({_pct(r['params'], r['numel'])}) | "
             f"{r['macs']:,} / {ref:,} ({_pct(r['macs'], ref)}) | {r['fc_default']:,} ({_pct(r['fc_default'], ref)}) | "
-            f"{old} | {r['trace_s']:.2f} ({r['flopcounter_s']:.2f}) |"
+            f"{old} | {r['trace_s']:.3f} / {_old_s(r)} / {r['flopcounter_s']:.3f} |"
         )
     return "\n".join(out)
 
