@@ -5,7 +5,6 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from nasforge.cost import LayerSpec, costs
-from nasforge.cost.trace import trace_layers
 from nasforge.spaces import MNIST_TASK, create_family
 
 
@@ -69,32 +68,6 @@ def test_cell_builds_and_counts_match():
         assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
         assert c["params"] == sum(p.numel() for p in model.parameters())
         assert 2 * c["macs"] == flops(model, (1, 28, 28)), fam.describe(a)
-
-
-def test_tracer_on_a_user_model():
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=8),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5), nn.LayerNorm(5),
-    )  # fmt: skip
-    layers = trace_layers(model, (3, 16, 16))
-    c = costs(layers)
-    assert c["params"] == sum(p.numel() for p in model.parameters())
-    assert 2 * c["macs"] == flops(model, (3, 16, 16))
-    assert [lay.kind for lay in layers][:4] == ["conv", "bn", "act", "conv"]
-
-
-def test_tracer_handles_unknown_modules():
-    class Scale(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = nn.Parameter(torch.ones(4, 4))
-
-        def forward(self, x):
-            return x @ self.w
-
-    model = nn.Sequential(nn.Linear(3, 4), Scale())
-    c = costs(trace_layers(model, (3,)))
-    assert c["params"] == 12 + 4 + 16 and 2 * c["macs"] == flops(model, (3,))
 
 
 def test_peak_memory_chain_by_hand():

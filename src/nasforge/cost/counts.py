@@ -5,7 +5,9 @@
 Metrics (all cheap; constraints on them are checked before any training):
 
 - ``params``: parameters (weights, biases, BN affine), as ``numel()`` counts them.
-- ``macs``: multiply-accumulates of one inference (batch 1), as ``FlopCounterMode`` counts them (FLOPs / 2).
+- ``macs``: multiply-accumulates of one inference (batch 1), as ``FlopCounterMode`` counts them (FLOPs / 2). NaN when
+  a layer's MACs are unknown (a traced model's compute that the tracer cannot count, ``cost/trace.py``): a sum over
+  an unknown is unknown, and so is ``energy_uj``, which depends on it; the other metrics stay known.
 - ``size``: weight storage in bytes at ``bits`` per parameter (fp32 by default).
 - ``peak_mem``: peak activation memory in bytes at ``act_bits`` per element, by MCUNet's rule with in-place
   activations, BN and adds (``cost/memory.py``). Before issue 4 it counted the output of in-place layers too.

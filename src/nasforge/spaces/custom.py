@@ -1,7 +1,10 @@
 """A user's own search space without writing a family: a ``Space`` plus a builder function.
 
 The layer list (and so params, MACs, size and memory) comes from tracing the built model once per arch
-(``cost.trace.trace_layers``), so costs work for any ``nn.Module`` the builder returns::
+(``cost.trace.trace_layers``) on the task's example input (token ids for a task of dtype ``int64``), so costs work for
+any ``nn.Module`` the builder returns: ``params`` equals ``numel()`` and ``macs`` what ``FlopCounterMode`` counts.
+A model that does compute the tracer cannot count (a custom op, a fused kernel without a FLOP formula, NumPy inside a
+custom autograd Function) warns, naming the module, and its ``macs`` and ``energy_uj`` are NaN: unknown, never low::
 
     space = Space({"width": [16, 32], "depth": [1, 2, 3]})
     fam = BuilderFamily(space, lambda arch, task: MyNet(**arch, classes=task.num_classes))
@@ -45,7 +48,7 @@ class BuilderFamily(Family):
         self.name = name
         self.ref = ref
         self._space: Space | None = None
-        self._layers: dict[tuple[str, tuple], list[LayerSpec]] = {}
+        self._layers: dict[tuple[str, Task], list[LayerSpec]] = {}  # per arch and task: tracing builds a model
 
     @property
     def space(self) -> Space:
@@ -73,7 +76,7 @@ class BuilderFamily(Family):
     def layers(self, arch: Mapping[str, Any], task: Task | None = None) -> list[LayerSpec]:
         a = self.space.validate(arch)
         task = self.task_or_default(task)
-        k = (a.key, tuple(task.input_shape))
+        k = (a.key, task)
         if k not in self._layers:
-            self._layers[k] = trace_layers(self.builder(a, task), task.input_shape)
+            self._layers[k] = trace_layers(self.builder(a, task), task)
         return self._layers[k]
