@@ -13,14 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .storage import MEMORY_URL, Storage, check_study_name
-from .trial import State, Trial
+from ..trial import State, Trial
+from .base import BACKENDS, MEMORY_URL, Storage, check_study_name
 
 
 def _copy(t: Trial) -> Trial:
     return replace(t, metrics=dict(t.metrics), costs=dict(t.costs), curve=[dict(p) for p in t.curve])
 
 
+@BACKENDS.register("memory")
 class MemoryStorage(Storage):
     """Studies in dictionaries. Each instance is its own empty database."""
 
@@ -35,7 +36,7 @@ class MemoryStorage(Storage):
         self._blob_keys: dict[tuple[int, str], int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        from .errors import StorageError
+        from ..errors import StorageError
 
         raise StorageError("a memory:// study lives in one process and cannot be sent to another; use a SQLite file")
 
@@ -65,7 +66,7 @@ class MemoryStorage(Storage):
         rows, events, keys = self._trials[study_id], self._events[study_id], self._keys[study_id]
         for t in trials:  # the same refusals as the SQL schema's unique constraints
             if t.number != len(rows) or t.arch.key in keys:
-                from .errors import StorageError
+                from ..errors import StorageError
 
                 raise StorageError(f"trial {t.number} ({t.arch.key}) is already recorded")
             rows.append(_copy(t))

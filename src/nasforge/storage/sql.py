@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from .errors import StorageError
-from .space import Arch
-from .storage import DEFAULT_URL, Storage, check_study_name
-from .trial import State, Trial
+from ..errors import StorageError
+from ..space import Arch
+from ..trial import State, Trial
+from .base import BACKENDS, DEFAULT_URL, Storage, check_study_name
 
 SCHEMA_VERSION = 2
 _WORKER_ENGINES: dict[str, sa.Engine] = {}  # in a worker process: one engine per database
@@ -105,6 +105,7 @@ def _nan_dict(text: str) -> dict[str, float]:
     return {k: (math.nan if v is None else v) for k, v in json.loads(text).items()}
 
 
+@BACKENDS.register("sql")
 class SqlStorage(Storage):
     """SQLite (WAL) or any SQLAlchemy database. The first use connects and checks (or upgrades) the schema."""
 

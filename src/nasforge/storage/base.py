@@ -1,8 +1,9 @@
 """Experiment storage: the interface every backend honours, and the backend for a URL.
 
-``Storage(url)`` picks the backend: ``memory://`` is ``MemoryStorage`` (``memstorage.py``: plain dictionaries, about a
-hundred times cheaper per trial than SQL, gone with the process); anything else is ``SqlStorage`` (``sqlstorage.py``:
-SQLite by default, any SQLAlchemy URL for a shared server).
+``Storage(url)`` picks the backend registered for the URL's scheme: ``memory://`` is ``MemoryStorage`` (``memory.py``:
+plain dictionaries, about a hundred times cheaper per trial than SQL, gone with the process); anything else is
+``SqlStorage`` (``sql.py``: SQLite by default, any SQLAlchemy URL for a shared server). Backends register like
+families and strategies do (``BACKENDS``), so a new one is a new module in this package.
 
 A storage holds studies: one row per trial (arch, state, metrics, costs, learning curve, timings, error, worker), an
 event log of the strategy's asks and tells (so that a resumed study replays its strategy exactly) and blobs (the
@@ -19,13 +20,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
-from .trial import Trial
+from ..errors import StorageError
+from ..registry import Registry
+from ..trial import Trial
 
-__all__ = ["DEFAULT_URL", "MEMORY_URL", "Storage", "Trial", "check_study_name", "worker_name"]
+__all__ = ["BACKENDS", "DEFAULT_URL", "MEMORY_URL", "Storage", "Trial", "check_study_name", "worker_name"]
 
 DEFAULT_URL = "sqlite:///nasforge.db"
 MEMORY_URL = "memory://"
+# storage backends by kind ("memory", "sql"); the package registers every module in it
+BACKENDS: Registry[type] = Registry("storage backend")
 
 
 def check_study_name(name: object) -> str:
@@ -61,10 +65,7 @@ class Storage(ABC):
 
     def __new__(cls, url: str = DEFAULT_URL) -> Storage:
         if cls is Storage:
-            if str(url).startswith(MEMORY_URL):
-                from .memstorage import MemoryStorage as cls
-            else:
-                from .sqlstorage import SqlStorage as cls
+            cls = BACKENDS.get("memory" if str(url).startswith(MEMORY_URL) else "sql")
         return super().__new__(cls)
 
     # --- where ------------------------------------------------------------------------------------------------------
