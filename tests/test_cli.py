@@ -265,7 +265,7 @@ def test_nb201_table_search_from_the_command_line_and_yaml(nb201, tmp_path, caps
     assert s.best().metrics["acc12_cifar10_val"] == max(t.metrics["acc12_cifar10_val"] for t in done)
     assert "acc12_cifar10_val" in capsys.readouterr().out
     f = tmp_path / "nb.yaml"
-    f.write_text(f"study: y\nstorage: {db}\nfamily: nb201\nevaluator: table\nstrategy: {{name: evolution, seed: 2}}\n"
+    f.write_text(f"study: y\nstorage: {db}\nfamily: nb201\nevaluator: table\nstrategy: {{name: nsga2, seed: 2}}\n"
                  "objectives: [maximize acc12_cifar10_val, -lat_ms_fpga]\nbudget: 12\n")  # fmt: skip
     assert cli("run", f, "-q") == 0
     assert len(Study.open("y", db).trials([State.COMPLETE])) == 12 and Study.open("y", db).pareto()

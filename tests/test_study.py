@@ -353,3 +353,23 @@ def test_study_records_how_to_come_back(tmp_path, lenet):
     s.storage.set_config(s.id, old)
     run(Study.open("p", url), lenet, fake_acc, budget=4, constraints=[])
     assert Study.open("p", url).config == cfg and len(Study.open("p", url).trials()) == 4
+
+
+def test_a_single_objective_strategy_refuses_two_objectives(tmp_path):
+    from nasforge.errors import ConstraintError
+    from nasforge.space import Space
+    from nasforge.spaces.custom import BuilderFamily
+    from nasforge.strategies import create_strategy
+    from nasforge.task import Task
+
+    fam = BuilderFamily(Space({"w": [1, 2]}), lambda a, t: None, default_task=Task((1,), 2))
+    study = Study.open("two", f"sqlite:///{tmp_path}/t.db")
+    fn = lambda arch: {"a": 1.0, "b": 2.0}  # noqa: E731
+    with pytest.raises(ConstraintError, match="optimises 1 objective, not 2") as e:
+        study.run(fam, create_strategy("evolution", fam.space), fn, objectives=["max:a", "min:b"],
+                  analytic_costs=False)
+    assert "\n" not in str(e.value) and study.trials() == [] and study.config == {}  # refused: nothing recorded
+    with pytest.raises(ConstraintError, match="given twice"):
+        study.run(fam, create_strategy("nsga2", fam.space), fn, objectives=["max:a", "min:a"], analytic_costs=False)
+    study.run(fam, create_strategy("nsga2", fam.space), fn, objectives=["max:a", "min:b"], analytic_costs=False)
+    assert len(study.trials()) == 2

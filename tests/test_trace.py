@@ -389,3 +389,40 @@ def test_builder_family_over_an_lstm_gives_exact_params():
     )  # fmt: skip
     # 48 hidden units are over 5K parameters (the old tracer dropped the LSTM's and let them pass)
     assert s.best().arch == {"hidden": 16, "layers": 2}
+
+
+class _Dist(nn.Module):
+    """A distance layer torch's FLOP counter has no formula for (its MACs are unknown), width from the arch."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.c = nn.Parameter(torch.randn(width, 4))
+        self.head = nn.Linear(width, 3)
+
+    def forward(self, x):
+        return self.head(torch.cdist(x.unsqueeze(0), self.c.unsqueeze(0)).squeeze(0))
+
+
+def test_a_constraint_on_an_unknown_metric_refuses_to_run(tmp_path):
+    import warnings
+
+    from nasforge.errors import ConstraintError
+    from nasforge.space import Space
+    from nasforge.spaces.custom import BuilderFamily
+    from nasforge.strategies import create_strategy
+    from nasforge.study import Study
+    from nasforge.task import Task
+
+    fam = BuilderFamily(Space({"width": [2, 3, 5]}), lambda a, t: _Dist(a["width"]), default_task=Task((4,), 3))
+    study = Study.open("u", f"sqlite:///{tmp_path}/u.db")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncountedWarning)
+        with pytest.raises(ConstraintError, match=r"'macs<=1K' cannot be checked: macs of .* is unknown") as e:
+            study.run(fam, create_strategy("grid", fam.space), lambda arch: {"val_acc": 1.0},
+                      constraints=["macs<=1K"], objectives=["maximize val_acc"])
+        assert "\n" not in str(e.value)
+        # a constraint on what is known still works: parameters are exact
+        study = Study.open("k", f"sqlite:///{tmp_path}/u.db")
+        study.run(fam, create_strategy("grid", fam.space), lambda arch: {"val_acc": 1.0},
+                  constraints=["params<=30"], objectives=["maximize val_acc"])
+    assert [t.state.value for t in study.trials()] == ["complete", "complete", "infeasible"]

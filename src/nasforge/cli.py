@@ -162,6 +162,12 @@ def _run(cfg, quiet: bool) -> None:
             extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None, artifacts=cfg.artifacts,
         )  # fmt: skip
     _summary(study, family.describe)
+    if not study.trials() and (cfg.constraints or cfg.budget != 0):
+        # nothing was ever proposed: every arch the strategy looked at broke a constraint it checks before training
+        raise NasforgeError(
+            f"no arch was tried: none that the strategy found meets {' and '.join(cfg.constraints) or 'the settings'}; "
+            "relax the constraints (see `nasforge space` and the costs of `nasforge show --all`)"
+        )
 
 
 def _summary(study, describe) -> None:

@@ -73,8 +73,8 @@ class Constraint:
     def violation(self, metrics: Mapping[str, float]) -> float:
         """How far ``metrics`` lies outside the limit (0 when met): used to rank infeasible archs."""
         v = metrics.get(self.metric)
-        if v is None:
-            return math.inf
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return math.inf  # unknown: as far as can be
         return 0.0 if self.ok(metrics) else abs(v - self.value)
 
     def __str__(self) -> str:

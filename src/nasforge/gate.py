@@ -59,7 +59,9 @@ class Gate:
         best: Arch | None = None
         best_v = math.inf
         for a in space.grid():
-            v = sum(k.violation(self.pricer.only(a, names)) / max(abs(k.value), 1e-12) for k in self.free)
+            costs = self.pricer.only(a, names)
+            self.known(costs, a)
+            v = sum(k.violation(costs) / max(abs(k.value), 1e-12) for k in self.free)
             if v == 0:
                 return
             if v < best_v:
@@ -73,16 +75,30 @@ class Gate:
         )
 
     # --- during the run -----------------------------------------------------------------------------------------
-    def violated(self, costs: Mapping[str, float]) -> list[Constraint]:
-        """The cheap constraints ``costs`` fail."""
+    def violated(self, costs: Mapping[str, float], arch: Arch | None = None) -> list[Constraint]:
+        """The cheap constraints ``costs`` fail; a ``ConstraintError`` when one of their metrics is unknown (NaN)."""
+        self.known(costs, arch)
         return [k for k in self.cheap if not k.ok(costs)]
+
+    def known(self, costs: Mapping[str, float], arch: Arch | None = None) -> None:
+        """Refuse to go on when a constrained metric is unknown (a tracer that could not count a module gives NaN):
+        passing or failing such an arch would be a guess, and a constraint that passes what it should reject is the
+        worst kind of bug for a hardware-aware search."""
+        for k in self.cheap:
+            v = costs.get(k.metric)
+            if isinstance(v, float) and math.isnan(v):
+                who = self.pricer.family.describe(arch) if arch is not None else "an arch"
+                raise ConstraintError(
+                    f"constraint '{k}' cannot be checked: {k.metric} of {who} is unknown (a module could not be "
+                    "counted; see the warning above); drop the constraint or make the module countable"
+                )
 
     def feasible_predicate(self) -> Callable[[Arch], bool] | None:
         """What a strategy asks before proposing an arch (None: everything is feasible)."""
         if not self.cheap:
             return None
-        cheap, pricer = self.cheap, self.pricer
-        return lambda arch: all(k.ok(pricer.cheap(arch)) for k in cheap)
+        gate, pricer = self, self.pricer
+        return lambda arch: not gate.violated(pricer.cheap(arch), arch)
 
     def late_ok(self, values: Mapping[str, float]) -> bool:
         return all(c.ok(values) for c in self.late)

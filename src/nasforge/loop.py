@@ -127,7 +127,7 @@ class Loop:
             )
         costs = self.p.pricer.cheap(arch)
         t = Trial(number=number, arch=arch, state=State.RUNNING, costs=dict(costs))
-        bad = self.p.gate.violated(costs)
+        bad = self.p.gate.violated(costs, arch)
         if bad:
             t.state, t.feasible, t.finished_at = State.INFEASIBLE, False, time.time()
             t.error = "violates " + ", ".join(map(str, bad))

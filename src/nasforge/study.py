@@ -156,6 +156,16 @@ class Study:
         objs = [Objective.parse(o) for o in (ev.default_objectives if objectives is None else objectives)]
         if not objs:
             raise ConstraintError("a study needs at least one objective, e.g. 'maximize val_acc'")
+        dup = [o.metric for i, o in enumerate(objs) if o.metric in [x.metric for x in objs[:i]]]
+        if dup:
+            raise ConstraintError(f"objective {dup[0]!r} is given twice; give each metric once")
+        most = strategy.max_objectives
+        if most is not None and len(objs) > most:
+            raise ConstraintError(
+                f"strategy {strategy.name or type(strategy).__name__!r} optimises {most} objective"
+                f"{'s' if most != 1 else ''}, not {len(objs)} ({', '.join(map(str, objs))}); use a multi-objective "
+                "strategy such as nsga2, or constrain the other metrics instead"
+            )
         task = task or ev.task() or family.default_task
         if task is None:
             raise ConstraintError("no task given and neither the evaluator nor the family knows one; pass a task")

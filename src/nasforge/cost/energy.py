@@ -37,7 +37,7 @@ HOROWITZ_45NM: dict[str, float] = {
     "sram_32bit": 5.0,
     "dram_32bit": 640.0,
 }
-FUSED = frozenset({"act", "bn", "ln", "reshape", "dropout", "identity"})
+FUSED = frozenset({"act", "bn", "ln", "gn", "reshape", "dropout", "identity"})
 _MEMORIES = ("sram", "dram")
 
 

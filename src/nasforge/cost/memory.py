@@ -10,11 +10,12 @@ except that an in-place layer writes its output over its input, so it adds no ou
 
     in-place layer:  in_numel + live
 
-In-place kinds (``INPLACE``): activations, BatchNorm (folded into the conv at inference anyway), reshapes/flatten and
-dropout (views), and an element-wise ``add``/``mul`` of two operands whose result overwrites one operand (its
-``in_shape`` stacks both operands, as the ``cell`` and ``mobilenet`` families write it). Convolutions, linear layers,
-pooling and concatenation need a separate output buffer. Depthwise convolutions are not done in place here
-(TinyEngine's in-place depthwise kernel of MCUNetV2 is a later runtime trick, not MCUNet's accounting).
+In-place kinds (``INPLACE``): activations, BatchNorm (folded into the conv at inference anyway), LayerNorm and
+GroupNorm, reshapes/flatten and dropout (views), and an element-wise ``add``/``mul`` of two operands whose result
+overwrites one operand (its ``in_shape`` stacks both operands, as the ``cell`` and ``mobilenet`` families write it).
+Convolutions, linear layers, pooling and concatenation need a separate output buffer. Depthwise convolutions are not
+done in place here (TinyEngine's in-place depthwise kernel of MCUNetV2 is a later runtime trick, not MCUNet's
+accounting).
 
 This is the rule behind the cost metrics ``peak_mem`` (at the float activation width) and ``sram`` (at int8); it
 ignores the runtime's own buffers (im2col scratch, the interpreter), as MCUNet's search did.
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 
 from .layers import LayerSpec
 
-INPLACE = frozenset({"act", "bn", "ln", "reshape", "dropout", "identity", "add", "mul"})
+INPLACE = frozenset({"act", "bn", "ln", "gn", "reshape", "dropout", "identity", "add", "mul"})
 
 
 def layer_activation_elems(layer: LayerSpec) -> int:
