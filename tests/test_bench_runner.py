@@ -22,7 +22,6 @@ from nasforge.errors import NasforgeError, UnknownNameError
 from nasforge.strategies import STRATEGIES, create_strategy
 from nasforge.trial import Result, State
 
-
 # small settings, so that a few dozen queries reach each strategy's learning phase quickly
 HYPER = {
     "evolution": {"population": 10, "sample": 3},
@@ -223,3 +222,23 @@ def test_engine_gives_the_same_asks_and_tells_as_the_direct_loop(name, monkeypat
             assert np.array_equal(got, rows), (objectives, constraints, seed)
             assert _told(made[-1]) == told  # same results told, in the same order
             assert len(rows) == 24 and (not constraints or name == "grid" or p.feasible[rows].all())
+
+
+def test_cli_table_piped_keeps_whole_headers(tmp_path):
+    long = "evolution:population=10,sample=3"
+    args = ["nb201", "-s", "random", "-s", long, "--budget", "30", "--seeds", "1", "--out", str(tmp_path)]
+    r = CliRunner().invoke(app, [*args, "-c", "lat_ms_fpga<=3"])  # output captured: not a terminal
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    header = next(line for line in lines if "strategy" in line and "seeds" in line)
+    for h in ("regret @25", "regret @30", "test acc @30", "optimum found @30", "distinct / infeasible", "ms/trial"):
+        assert h in header  # every header whole, on one line
+    assert any("evolution(population=10,sample=3)" in line for line in lines)
+    assert len(header) > 80  # wider than the 80 columns a pipe gets by default
+
+
+def test_single_objective_strategy_refused_on_two_objectives_before_any_run(tmp_path):
+    args = ["nb201", "-s", "random", "-s", "evolution", "--objectives", "acc12_cifar10_val,-lat_ms_pixel3"]
+    r = CliRunner().invoke(app, [*args, "--budget", "5", "--seeds", "1", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "strategy 'evolution' optimises 1 objective, not 2" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "nb201.json").exists()

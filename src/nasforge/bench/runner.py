@@ -196,6 +196,7 @@ def run_benchmark(
     if len(set(labels)) != len(labels):
         raise NasforgeError(f"contenders must differ: {labels}")
     p = problem(objectives, constraints, data_dir)
+    _check_objectives(contenders, p)
     budgets = tuple(budgets or (MO_BUDGETS if p.multi else BUDGETS))
     runs: dict[str, list[Rows]] = {}
     extra: dict[str, dict[str, Any]] = {}
@@ -226,6 +227,20 @@ def run_benchmark(
     }
     result.update(_reference(p))
     return result
+
+
+def _check_objectives(contenders: Sequence[Contender], p: Problem) -> None:
+    """Refuse, before any run, a strategy that optimises fewer objectives than the problem has (the study would
+    refuse it at its first seed, after the contenders before it had run)."""
+    from ..strategies import STRATEGIES
+
+    for c in contenders:
+        most = STRATEGIES.get(c.name).max_objectives if c.kind == "strategy" else None
+        if most is not None and len(p.objectives) > most:
+            raise NasforgeError(
+                f"strategy {c.name!r} optimises {most} objective{'s' if most != 1 else ''}, not {len(p.objectives)}; "
+                "use a multi-objective strategy such as nsga2 (or random, grid)"
+            )
 
 
 def _reference(p: Problem) -> dict[str, Any]:
