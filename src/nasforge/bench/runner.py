@@ -83,7 +83,8 @@ class Problem:
     Derived: ``scores`` (rows × objectives, greater is better), ``feasible`` (mask), ``lo``/``hi`` (per objective over
     the feasible cells), ``test_column`` (``acc12_cifar10_test`` for ``acc12_cifar10_val``, else None); single
     objective: ``optimum``; multi-objective: ``front`` (true front rows, one per distinct point), ``front_id`` (per
-    row, its point on the true front or −1) and ``true_hv``.
+    row, its point on the true front or −1) and ``true_hv``. Shared by every run: the ``family`` (nb201) and the
+    table ``evaluator``, made on first use.
     """
 
     table: NB201Table
