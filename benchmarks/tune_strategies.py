@@ -15,8 +15,6 @@ Strategy specs are ``name`` or ``name:key=value:key=value`` (hyper-parameters, e
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import os
 import sys
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasforge.errors import NasforgeError
 from nasforge.pareto import hypervolume, pareto_mask
 from nasforge.space import Arch, Space
 from nasforge.strategies import create_strategy
@@ -37,16 +36,17 @@ BUDGETS = (25, 50, 100, 200, 300)
 RESULTS = Path(__file__).parent / "results"
 
 
-def load_table(path: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The table as (ops index per row, 6 columns in SPACE order) and columns by name, rows in ``grid()`` order."""
-    path = path or os.path.join(os.environ.get("NASFORGE_DATA", "/work/shared/data"), "nb201", "nb201.csv.gz")
-    with gzip.open(path, "rt") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        rows = list(reader)
-    codes = np.array([[OPS.index(t.split("~")[0]) for t in r[1].replace("+", "").split("|") if t] for r in rows])
+def load_table(data_dir: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The table as (ops index per row, 6 columns in SPACE order) and columns by name, rows in ``grid()`` order.
+
+    Read by the library (``nasforge.bench.nb201``), found through ``--data-dir`` or ``NASFORGE_DATA``."""
+    from nasforge.bench.nb201 import load_table as read
+    from nasforge.spaces.nb201 import DIMS, from_string
+
+    t = read(data_dir)
+    codes = np.array([[OPS.index(a[d]) for d in DIMS] for a in map(from_string, t.strings)])
     order = np.argsort(codes @ (5 ** np.arange(5, -1, -1)))  # grid order: e0 slowest, e5 fastest
-    cols = {h: np.array([float(r[i]) for r in rows])[order] for i, h in enumerate(header) if i >= 2}
+    cols = {h: v[order] for h, v in t.columns.items() if h != "index"}
     return codes[order], cols
 
 
@@ -215,9 +215,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--budget", type=int, default=1000)
     p.add_argument("--trials", type=int, default=1000)
     p.add_argument("--out", default=None, help="JSON file to write (default: benchmarks/results/tune_<mode>.json)")
+    p.add_argument("--data-dir", default=None, help="folder that holds nb201/ (default: NASFORGE_DATA, ...)")
     args = p.parse_args(argv)
     args.budgets = [int(b) for b in args.budgets.split(",")]
-    _, cols = load_table()
+    try:
+        _, cols = load_table(args.data_dir)
+    except NasforgeError as e:
+        sys.exit(f"error: {e}")
     report = {"single": single, "multi": multi, "overhead": overhead}[args.mode](args, cols)
     meta = {"mode": args.mode, "argv": sys.argv[1:], "date": str(date.today()), "seeds": args.seeds,
             "budgets": args.budgets, "constraint": args.constraint, "machine": f"{os.cpu_count()} cpus, no gpu"}

@@ -1,18 +1,34 @@
-"""The multi-seed benchmark runner and ``nasforge bench nb201``, on tiny settings."""
+"""The multi-seed benchmark runner and ``nasforge bench nb201``, on tiny settings.
+
+The runner drives every strategy through the study engine; the reference it must agree with, ask for ask and tell
+for tell, is the direct ask/tell loop it used before (``direct``, below).
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
-from conftest import require_data
+from conftest import ROOT, require_data
 from typer.testing import CliRunner
 
-from nasforge.bench.runner import Contender, problem, run_benchmark, run_seed, single_curves, summarize
+import nasforge.strategies
+from nasforge.bench.runner import Contender, Problem, problem, run_benchmark, run_seed
+from nasforge.bench.summary import single_curves, summarize
 from nasforge.commands.bench import app
 from nasforge.errors import NasforgeError, UnknownNameError
-from nasforge.strategies import STRATEGIES
+from nasforge.strategies import STRATEGIES, create_strategy
+from nasforge.trial import Result, State
+
+# small settings, so that a few dozen queries reach each strategy's learning phase quickly
+HYPER = {
+    "evolution": {"population": 10, "sample": 3},
+    "nsga2": {"population": 10},
+    "predictor": {"initial": 8, "members": 2, "steps": 30, "warm_steps": 10, "mutants": 20, "randoms": 100},
+    "reinforce": {"hidden": 16, "resample": 32},
+}
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +69,8 @@ def test_regret_and_chosen_cell_by_hand():
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_constrained_runs_return_only_feasible_cells(name):
-    res = run_benchmark([Contender.parse(name)], ["acc12_cifar10_val"], ["lat_ms_fpga<=3"], budget=30, seeds=[0, 1])
+    c = Contender(name, "strategy", name, HYPER.get(name, {}))
+    res = run_benchmark([c], ["acc12_cifar10_val"], ["lat_ms_fpga<=3"], budget=30, seeds=[0, 1])
     t = problem(["acc12_cifar10_val"]).table
     d = res["contenders"][name]
     assert d["all_feasible"] and all(t.row(a)["lat_ms_fpga"] <= 3 for a in d["chosen"] if a is not None)
@@ -62,13 +79,23 @@ def test_constrained_runs_return_only_feasible_cells(name):
         assert d["infeasible_queries_mean"] == 0 and None not in d["chosen"]
 
 
-def test_tpe_counts_every_proposal_as_a_query():
+def test_tpe_counts_every_proposal_as_a_query(monkeypatch):
     pytest.importorskip("optuna")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the Optuna adapters live with the benchmarks
+    from _optuna import peer
+
     p = problem(["acc12_cifar10_val"], ["lat_ms_fpga<=3"])
-    rows = run_seed(Contender.parse("tpe", peer=True), p, seed=0, budget=15)
-    assert len(rows) == 15  # repeats and infeasible cells included
+    tpe = peer("tpe")
+    rows = run_seed(tpe, p, seed=0, budget=15)
+    assert len(rows) == 15 and tpe.label == "optuna-tpe" and tpe.kind == "peer"  # repeats and infeasible included
     s = summarize(p, {"tpe": [rows]}, 15, [15])["tpe"]
     assert s["all_feasible"] and s["infeasible_queries_mean"] == np.sum(~p.feasible[rows])
+    assert np.array_equal(rows, run_seed(tpe, p, seed=0, budget=15))  # seeded
+    res = run_benchmark([Contender.parse("random"), tpe], ["acc12_cifar10_val"], budget=10, seeds=[0])
+    assert "Optuna samplers are told" in res["queries"] and res["contenders"]["optuna-tpe"]["kind"] == "peer"
+    with pytest.raises(UnknownNameError, match="unknown peer"):
+        peer("smac")
+    sys.modules.pop("_optuna", None)
 
 
 def test_multi_objective_figures_against_the_true_front():
@@ -89,14 +116,13 @@ def test_contender_parsing():
         "strategy",
         {"population": 10, "sample": 3},
     )
-    assert Contender.parse("tpe", peer=True).label == "optuna-tpe"
-    assert Contender.parse("random", peer=True).kind == "strategy"
+    assert Contender.parse("random").kind == "strategy" and Contender.parse("random").run is None
     with pytest.raises(UnknownNameError, match="unknown strategy 'bogus'"):
         Contender.parse("bogus")
-    with pytest.raises(UnknownNameError, match="unknown peer"):
-        Contender.parse("smac", peer=True)
     with pytest.raises(NasforgeError, match="key=value"):
         Contender.parse("evolution:population")
+    with pytest.raises(NasforgeError, match="a peer a run function"):
+        Contender("mine", "peer")
 
 
 def test_cli_writes_json_and_plot(tmp_path):
@@ -138,3 +164,81 @@ def test_runs_are_reproducible_per_seed():
     c = Contender.parse("evolution:population=10,sample=3")
     a, b, other = (run_seed(c, p, s, 40) for s in (3, 3, 4))
     assert np.array_equal(a, b) and not np.array_equal(a, other)
+
+
+# --- the engine against the direct loop ----------------------------------------------------------------------------
+def direct(name: str, hyper: dict, p: Problem, seed: int, budget: int):
+    """The reference: the direct ask/tell loop the runner used before it ran studies (no study, no storage).
+    Returns the rows queried and what the strategy was told, in order."""
+    strat = create_strategy(name, p.family.space, seed=seed, **hyper)
+    t, ok = p.table, p.feasible
+    strat.set_feasible((lambda arch: bool(ok[t.index_of(arch)])) if p.constraints else None)
+    rows: list[int] = []
+    while len(rows) < budget:
+        asked = strat.ask(1)
+        if not asked:
+            break
+        for arch in asked:
+            i = t.index_of(arch)
+            rows.append(i)
+            costs = {k.metric: float(t.columns[k.metric][i]) for k in p.constraints}
+            if ok[i]:
+                metrics = {o.metric: float(t.columns[o.metric][i]) for o in p.objectives}
+                strat.tell(arch, Result(State.COMPLETE, tuple(float(s) for s in p.scores[i]), metrics, costs))
+            else:
+                strat.tell(arch, Result(State.INFEASIBLE, None, {}, costs, feasible=False))
+    return np.asarray(rows, dtype=int), _told(strat)
+
+
+def _told(strat) -> list[tuple]:
+    """What a strategy reads of its tells (``score``, ``ok``, ``state``), per arch in order."""
+    return [(a.key, r.state, r.score, r.ok) for a, r in strat.history]
+
+
+CASES = [  # objectives, constraints
+    (["acc12_cifar10_val"], []),
+    (["acc12_cifar10_val"], ["lat_ms_fpga<=3"]),
+    (["acc12_cifar10_val", "-lat_ms_pixel3"], []),
+]
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_engine_gives_the_same_asks_and_tells_as_the_direct_loop(name, monkeypatch):
+    made = []
+
+    def spy(*args, **kwargs):
+        made.append(create_strategy(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(nasforge.strategies, "create_strategy", spy)  # the runner makes its strategy through it
+    c = Contender(name, "strategy", name, HYPER.get(name, {}))
+    for objectives, constraints in CASES:
+        if len(objectives) > 1 and STRATEGIES.get(name).max_objectives == 1:
+            continue
+        p = problem(objectives, constraints)
+        for seed in (0, 7):
+            rows, told = direct(name, dict(c.hyper), p, seed, 24)
+            got = run_seed(c, p, seed, 24)
+            assert np.array_equal(got, rows), (objectives, constraints, seed)
+            assert _told(made[-1]) == told  # same results told, in the same order
+            assert len(rows) == 24 and (not constraints or name == "grid" or p.feasible[rows].all())
+
+
+def test_cli_table_piped_keeps_whole_headers(tmp_path):
+    long = "evolution:population=10,sample=3"
+    args = ["nb201", "-s", "random", "-s", long, "--budget", "30", "--seeds", "1", "--out", str(tmp_path)]
+    r = CliRunner().invoke(app, [*args, "-c", "lat_ms_fpga<=3"])  # output captured: not a terminal
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    header = next(line for line in lines if "strategy" in line and "seeds" in line)
+    for h in ("regret @25", "regret @30", "test acc @30", "optimum found @30", "distinct / infeasible", "ms/trial"):
+        assert h in header  # every header whole, on one line
+    assert any("evolution(population=10,sample=3)" in line for line in lines)
+    assert len(header) > 80  # wider than the 80 columns a pipe gets by default
+
+
+def test_single_objective_strategy_refused_on_two_objectives_before_any_run(tmp_path):
+    args = ["nb201", "-s", "random", "-s", "evolution", "--objectives", "acc12_cifar10_val,-lat_ms_pixel3"]
+    r = CliRunner().invoke(app, [*args, "--budget", "5", "--seeds", "1", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "strategy 'evolution' optimises 1 objective, not 2" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "nb201.json").exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import require_data
 
+from nasforge import pareto
 from nasforge.bench.nb201 import load_table, non_dominated
 from nasforge.errors import DataError, SpaceError, UnknownNameError
 from nasforge.evaluators import EVALUATORS, Context
@@ -79,12 +80,15 @@ def test_true_front_has_37_points(table):
 
 
 def test_non_dominated_matches_brute_force():
+    assert non_dominated is pareto.non_dominated  # one filter for the table, the benchmark, studies and strategies
     rng = np.random.default_rng(0)
     F = rng.integers(0, 6, size=(300, 3)).astype(float)  # small integers: many ties
     brute = [i for i in range(len(F)) if not any(np.all(F[j] >= F[i]) and np.any(F[j] > F[i]) for j in range(len(F)))]
     assert non_dominated(F).tolist() == brute
     distinct = non_dominated(F, keep_ties=False)
     assert len({tuple(F[i]) for i in brute}) == len(distinct) and set(distinct) <= set(brute)
+    assert np.flatnonzero(pareto.pareto_mask(F)).tolist() == brute
+    assert non_dominated(np.zeros((0, 2))).tolist() == [] and non_dominated([[1.0, 2.0]]).tolist() == [0]
 
 
 def test_table_evaluator(table, data_dir):

@@ -1,4 +1,5 @@
-"""Pareto tools in numpy: fast non-dominated sort, crowding distance and hypervolume (NSGA-II, Deb et al., 2002).
+"""Pareto tools in numpy: the non-dominated filter, fast non-dominated sort, crowding distance and hypervolume
+(NSGA-II, Deb et al., 2002). The one place that decides what dominates what: strategies, studies and benchmarks use it.
 
 Convention everywhere: rows of ``F`` are points, columns objectives, and *greater is better* in every column (the
 orientation of ``Result.score``; a minimised metric is negated before it gets here).
@@ -57,12 +58,34 @@ def non_dominated_sort(F: np.ndarray) -> list[np.ndarray]:
     return fronts
 
 
+def non_dominated(F: np.ndarray, keep_ties: bool = True) -> np.ndarray:
+    """Sorted indices of the non-dominated rows of ``F`` (the first front). Rows equal in every objective are all
+    kept, or, without ``keep_ties``, only the lowest index of them (one row per point of the front).
+
+    Scan in decreasing lexicographic order: a row can only be dominated by a lexicographically greater one, so a row
+    still standing when its turn comes is on the front, and it knocks out what it dominates. Cost O(n·|front|·m) time
+    and O(n) memory, where the domination matrix needs O(n²): all 15,625 NAS-Bench-201 cells take milliseconds.
+    """
+    P = _as_points(F)
+    n = len(P)
+    alive = np.ones(n, dtype=bool)
+    front: list[int] = []
+    # decreasing lexicographic order; among equal rows the lowest index first (np.lexsort is stable)
+    order = np.lexsort((np.arange(n)[::-1], *P.T[::-1]))[::-1]
+    for i in order:
+        if not alive[i]:
+            continue
+        front.append(int(i))
+        worse = np.all(P <= P[i], axis=1)
+        alive &= ~(worse if not keep_ties else worse & np.any(P < P[i], axis=1))
+    return np.sort(np.asarray(front, dtype=int))
+
+
 def pareto_mask(F: np.ndarray) -> np.ndarray:
-    """Boolean mask of the non-dominated rows (the first front)."""
+    """Boolean mask of the non-dominated rows (the first front; equal points all kept)."""
     P = _as_points(F)
     mask = np.zeros(len(P), dtype=bool)
-    if len(P):
-        mask[~domination_matrix(P).any(axis=0)] = True
+    mask[non_dominated(P)] = True
     return mask
 
 

@@ -19,9 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..constraints import Constraint, Objective
+from ..data import find_dataset
 from ..errors import DataError, NasforgeError, UnknownNameError
+from ..pareto import non_dominated
 from ..space import Arch
 from ..spaces.nb201 import DIMS, from_string, to_string
+
+__all__ = ["FILE", "N_CELLS", "NB201Table", "load_table", "non_dominated"]  # non_dominated: from nasforge.pareto
 
 FILE = "nb201.csv.gz"
 N_CELLS = 15_625
@@ -140,6 +144,7 @@ class NB201Table:
         return rows[non_dominated(F[rows], keep_ties=keep_ties)]
 
 
+
 _OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater}
 
 
@@ -155,45 +160,9 @@ def _text(c: Any) -> str:
     return ", ".join(str(x) for x in _constraints(c)) or "no constraint"
 
 
-def non_dominated(F: np.ndarray, keep_ties: bool = True) -> np.ndarray:
-    """Sorted indices of the non-dominated rows of ``F`` (greater is better in every column). Without ``keep_ties``,
-    of rows equal in every column only the lowest index is kept.
-
-    Scan in decreasing lexicographic order: a row can only be dominated by a lexicographically greater one, so a row
-    still standing when its turn comes is on the front, and it knocks out what it dominates. Cost O(n·|front|·m),
-    which stays fast on all 15,625 cells where the O(n²) domination matrix would need gigabytes.
-    """
-    F = np.asarray(F, dtype=float)
-    n = len(F)
-    alive = np.ones(n, dtype=bool)
-    front = []
-    # decreasing lexicographic order; among equal rows the lowest index first (np.lexsort is stable)
-    order = np.lexsort((np.arange(n)[::-1], *F.T[::-1]))[::-1]
-    for i in order:
-        if not alive[i]:
-            continue
-        front.append(i)
-        worse = np.all(F <= F[i], axis=1)
-        alive &= ~(worse if not keep_ties else worse & np.any(F < F[i], axis=1))
-    return np.sort(np.asarray(front, dtype=int))
-
-
-def _data_dir(data_dir: str | os.PathLike | None) -> Path:
-    try:
-        from ..data import find_dataset
-    except ImportError:  # nasforge.data not there yet: the same search, minus the cache and system folders
-        for d in (data_dir, os.environ.get("NASFORGE_DATA")):
-            if d and (Path(d) / "nb201").is_dir():
-                return Path(d) / "nb201"
-        raise DataError(
-            "data set 'nb201' not found; point --data-dir or NASFORGE_DATA at the folder that holds nb201/"
-        ) from None
-    return find_dataset("nb201", data_dir)
-
-
 def load_table(data_dir: str | os.PathLike | None = None) -> NB201Table:
     """The NAS-Bench-201 table, read once per process and per file. ``DataError`` if it is missing or malformed."""
-    path = (_data_dir(data_dir) / FILE).resolve()
+    path = (find_dataset("nb201", data_dir) / FILE).resolve()
     if path in _CACHE:
         return _CACHE[path]
     if not path.is_file():

@@ -1,4 +1,8 @@
-"""``nasforge bench nb201``: search strategies over many seeds on the NAS-Bench-201 table, side by side with peers."""
+"""``nasforge bench nb201``: registered search strategies over many seeds on the NAS-Bench-201 table.
+
+Each seeded run is a study on an in-memory store, run by the same engine as ``nasforge search``. Peers (Optuna's TPE
+and NSGA-II) are not here: Optuna is a benchmark extra, so they run from ``benchmarks/bench_nb201.py``.
+"""
 
 from __future__ import annotations
 
@@ -43,8 +47,6 @@ def nb201(
         None, help="several objectives for a multi-objective run, e.g. 'acc12_cifar10_val,-lat_ms_fpga'"
     ),
     constraint: list[str] = typer.Option([], "--constraint", "-c", help="limit on a column, e.g. 'lat_ms_fpga<=3'"),
-    peers: str = typer.Option("", help="peers on the same seeds: random, tpe, optuna-nsga2 (comma-separated)"),
-    peer_seeds: int | None = typer.Option(None, help="run the Optuna peers on only the first N seeds (they are slow)"),
     budgets: str | None = typer.Option(None, help="checkpoints, e.g. '25,50,100,200,300' (default depends on mode)"),
     out: Path = typer.Option(Path("nb201-bench"), help="folder for nb201.json and nb201.png"),
     data_dir: Path | None = typer.Option(None, help="folder that holds nb201/ (default: NASFORGE_DATA, ...)"),
@@ -54,20 +56,18 @@ def nb201(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..bench.runner import Contender, problem, render, run_benchmark, write
+    from ..bench.runner import Contender, problem, run_benchmark
     from ..errors import NasforgeError
+    from .bench_render import show, write
 
     torch.set_num_threads(1)  # strategies' tensors are tiny: extra threads only contend (this process is ours)
-    console, err = Console(), Console(stderr=True)
+    err = Console(stderr=True)
     try:
         objs = [o.strip() for o in (objectives or objective).split(",") if o.strip()]
-        contenders = [Contender.parse(s) for s in _split(strategy)]
-        contenders += [Contender.parse(s, peer=True) for s in _split([peers])]
-        contenders = list({c.label: c for c in reversed(contenders)}.values())[::-1]  # '-s random --peers random'
+        contenders = list({c.label: c for c in map(Contender.parse, _split(strategy))}.values())  # '-s a -s a': once
         if seeds < 1 or budget < 1:
             raise NasforgeError(f"--seeds and --budget must be at least 1, got {seeds} and {budget}")
         seed_list = list(range(first_seed, first_seed + seeds))
-        fewer = {c.label: seed_list[:peer_seeds] for c in contenders if c.kind != "strategy" and peer_seeds}
         try:
             cps = [int(b) for b in budgets.split(",")] if budgets else None
         except ValueError:
@@ -89,12 +89,10 @@ def nb201(
                     jobs[label] = bar.add_task(f"{label} seeds", total=total)
                 bar.update(jobs[label], completed=done)
 
-            result = run_benchmark(
-                contenders, objs, constraint, budget, seed_list, cps, dd, progress=progress, seeds_for=fewer
-            )
+            result = run_benchmark(contenders, objs, constraint, budget, seed_list, cps, dd, progress=progress)
         paths = write(result, out, data_dir=dd)
     except NasforgeError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    console.print(render(result))
-    console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False)
+    show(result)
+    typer.echo(f"wrote {paths['json']} and {paths['png']}")
