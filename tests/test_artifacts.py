@@ -143,7 +143,8 @@ def test_schema_1_database_gains_the_artifact_table(tmp_path):
     con = sqlite3.connect(tmp_path / "old.db")
     from nasforge.storage.sql import SCHEMA_VERSION  # upgraded to the current schema (new tables only)
 
-    assert con.execute("SELECT value FROM nasforge_meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    version = con.execute("SELECT value FROM nasforge_meta WHERE key='schema_version'").fetchone()[0]
+    assert version == str(SCHEMA_VERSION)
     con.close()
 
 

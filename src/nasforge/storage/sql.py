@@ -30,6 +30,7 @@ from .errors import DamagedError, LeaseLost, MissingDatabase, explain
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before it is reported (URL: ?timeout=)
 CONNECT_TIMEOUT_S = 10  # how long to wait for a database server to answer (URL: ?connect_timeout=)
+_DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}  # pip names
 _WORKER_STATE: dict[str, tuple[sa.Engine, bool, frozenset[str]]] = {}  # in a worker: one engine per database
 
 meta = sa.MetaData()
@@ -247,9 +248,10 @@ class SqlStorage(Storage):
             else:
                 engine = sa.create_engine(url, connect_args=args)
         except ImportError as e:
+            mod = (e.name or "").split(".")[0]
             raise StorageError(
-                f"cannot open {self.where}: the Python driver for {backend} is not installed ({e}); install it "
-                "(for PostgreSQL: pip install psycopg2-binary)"
+                f"cannot open {self.where}: the Python driver {mod!r} for {backend} URLs is not installed; install it "
+                f"(pip install {_DRIVERS.get(mod, mod)})"
             ) from None
         except Exception as e:  # a bad option in the URL
             raise StorageError(f"cannot open storage {self.where}: {str(e).splitlines()[0]}") from None
@@ -399,7 +401,7 @@ class SqlStorage(Storage):
             if not isinstance(cfg, dict):
                 raise ValueError("not a JSON object")
         except (ValueError, TypeError) as e:
-            raise self._damaged(study_id, "its recorded configuration", e) from None
+            raise self._damaged(study_id, "the recorded configuration", e) from None
         return cfg
 
     def set_config(self, study_id: int, config: Mapping[str, Any]) -> None:
