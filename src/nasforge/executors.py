@@ -16,7 +16,6 @@ import math
 import multiprocessing as mp
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._worker import init_worker
 from .artifacts import TrialArtifacts
 from .errors import NasforgeError, TrialFailed
 from .evaluators.base import Context, Evaluator
@@ -148,7 +148,7 @@ class ProcessPool(Executor):
         with _sigint_ignored():
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    self.slots, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                    self.slots, mp_context=mp.get_context("spawn"), initializer=init_worker,
                     initargs=(self.threads, os.getpid()),
                 )  # fmt: skip
             return self._pool.submit(run_job, job)
@@ -186,40 +186,6 @@ class _sigint_ignored:
     def __exit__(self, *exc: object) -> None:
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
-
-
-def _init_worker(threads: int, parent: int) -> None:
-    _die_with_parent(parent)  # first: importing torch takes seconds, and the driver may die meanwhile
-    import torch
-
-    torch.set_num_threads(threads)
-    # Ctrl-C goes to the driver, which ends the pool; workers must not print their own tracebacks
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent(parent: int) -> None:
-    """End this worker when the driver ``parent`` dies: the kernel's parent-death signal on Linux, and a thread that
-    watches the parent everywhere (it also covers a driver that died before this worker got this far)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="nasforge-parent-watch", daemon=True).start()
 
 
 def create_executor(workers: int = 1, threads: int = 1) -> Executor:
