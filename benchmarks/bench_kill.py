@@ -267,7 +267,8 @@ def points(n: int, ref_s: float, commits: int, evals: int, rng: random.Random, w
     return out
 
 
-def bench_strategy(folder: Path, strategy: str, n: int, budget: int, seed: int, workers: bool) -> dict[str, Any]:
+def bench_strategy(folder: Path, strategy: str, n: int, budget: int, seed: int, workers: bool,
+                   chosen: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     ref_job = _job(folder, f"{strategy}-ref", strategy, budget, seed)
     t = run_once(ref_job)
     if t["code"] != 0:
@@ -278,7 +279,7 @@ def bench_strategy(folder: Path, strategy: str, n: int, budget: int, seed: int, 
     commits = 2 * len(reference) + 4  # about: config, lease, an ask per trial, an outcome per evaluated trial, release
     rng = random.Random(seed)
     rows = []
-    for i, spec in enumerate(points(n, t["seconds"], commits, evals, rng, workers)):
+    for i, spec in enumerate(chosen or points(n, t["seconds"], commits, evals, rng, workers)):
         row = kill_point(folder, f"{strategy}-{i}", strategy, spec, reference, t["seconds"], budget, seed, rng)
         rows.append(row)
         print(f"  {strategy:<10} {spec:<20} killed {row['killed']} equal {row['equal']} lost {row['lost']} "
@@ -306,22 +307,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=BUDGET)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-workers", action="store_true")
+    ap.add_argument("--kill-points", help="comma-separated points instead of the spread (e.g. eval:3,workers-startup)")
+    ap.add_argument("--json", help="write the results here instead of results/kill.json")
     args = ap.parse_args(argv)
+    chosen = args.kill_points.split(",") if args.kill_points else None
     out = []
     with tempfile.TemporaryDirectory(prefix="nasforge-kill-") as tmp:
         for s in args.strategies.split(","):
-            out.append(bench_strategy(Path(tmp), s, args.points, args.budget, args.seed, not args.no_workers))
+            out.append(bench_strategy(Path(tmp), s, args.points, args.budget, args.seed, not args.no_workers, chosen))
     table = [summary(r) for r in out]
     print("\n| strategy | kill points | killed | resumed | equal to uninterrupted | lost | evaluated twice | "
           "workers left | reruns of interrupted evaluations |\n|---|---|---|---|---|---|---|---|---|")
     for r in table:
         print(f"| {r['strategy']} | {r['points']} | {r['killed']} | {r['resumed']} | {r['equal']} | {r['lost']} | "
               f"{r['twice']} | {r['left_running']} | {r['reruns']} |")
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _common import save
+    data = {"command": "python benchmarks/bench_kill.py " + " ".join(argv or sys.argv[1:]), "budget": args.budget,
+            "eval_s": EVAL_S, "summary": table, "runs": out}  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2))
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _common import save
 
-    print(save("kill", {"command": "python benchmarks/bench_kill.py " + " ".join(argv or sys.argv[1:]),
-                        "budget": args.budget, "eval_s": EVAL_S, "summary": table, "runs": out}))  # fmt: skip
+        print(save("kill", data))
     bad = any(r["equal"] != r["points"] or r["lost"] or r["twice"] or r["left_running"] for r in table)
     return 1 if bad else 0
 
