@@ -11,7 +11,6 @@ read-only, locked, damaged, unreachable, missing). Schema 2 added the artifact t
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,107 +21,29 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from ..errors import StorageError
-from ..space import Arch
 from ..trial import State, Trial
 from .base import BACKENDS, DEFAULT_URL, Holder, Storage, check_study_name
 from .errors import DamagedError, LeaseLost, MissingDatabase, explain
+from .schema import (
+    ADDED_IN,
+    NASFORGE_TABLES,
+    SCHEMA_VERSION,
+    BadField,
+    artifacts_table,
+    events_table,
+    leases_table,
+    meta,
+    meta_table,
+    row_trial,
+    studies_table,
+    trial_row,
+    trials_table,
+)
 
-SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before it is reported (URL: ?timeout=)
 CONNECT_TIMEOUT_S = 10  # how long to wait for a database server to answer (URL: ?connect_timeout=)
 _DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}  # pip names
 _WORKER_STATE: dict[str, tuple[sa.Engine, bool, frozenset[str]]] = {}  # in a worker: one engine per database
-
-meta = sa.MetaData()
-meta_table = sa.Table(
-    "nasforge_meta", meta, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text)
-)
-studies_table = sa.Table(
-    "nasforge_studies",
-    meta,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(200), unique=True, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("config", sa.Text, nullable=False, default="{}"),
-)
-trials_table = sa.Table(
-    "nasforge_trials",
-    meta,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("study_id", sa.Integer, sa.ForeignKey("nasforge_studies.id"), nullable=False),
-    sa.Column("number", sa.Integer, nullable=False),
-    sa.Column("arch_key", sa.String(32), nullable=False),
-    sa.Column("arch", sa.Text, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("feasible", sa.Boolean, nullable=False, default=True),
-    sa.Column("metrics", sa.Text, nullable=False, default="{}"),
-    sa.Column("costs", sa.Text, nullable=False, default="{}"),
-    sa.Column("curve", sa.Text, nullable=False, default="[]"),
-    sa.Column("error", sa.Text),
-    sa.Column("worker", sa.String(200)),
-    sa.Column("started_at", sa.Float),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("duration_s", sa.Float),
-    sa.Column("artifact", sa.Text),
-    sa.UniqueConstraint("study_id", "number"),
-    sa.UniqueConstraint("study_id", "arch_key"),
-)
-events_table = sa.Table(
-    "nasforge_events",
-    meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.Integer, sa.ForeignKey("nasforge_studies.id"), nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),  # "ask" (value = n requested) or "tell" (value = trial number)
-    sa.Column("value", sa.Integer, nullable=False),
-)
-artifacts_table = sa.Table(  # schema 2: the database artifact store (small models)
-    "nasforge_artifacts",
-    meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.Integer, sa.ForeignKey("nasforge_studies.id"), nullable=False),
-    sa.Column("number", sa.Integer, nullable=False),
-    sa.Column("arch_key", sa.String(32), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("study_id", "number", "name"),
-)
-leases_table = sa.Table(  # schema 3: which driver runs a study, until when (``lease.py``)
-    "nasforge_leases",
-    meta,
-    sa.Column("study_id", sa.Integer, sa.ForeignKey("nasforge_studies.id"), primary_key=True),
-    sa.Column("owner", sa.String(200), nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),
-    sa.Column("ttl_s", sa.Float, nullable=False),
-)
-sa.Index("ix_trials_study", trials_table.c.study_id, trials_table.c.number)
-sa.Index("ix_events_study", events_table.c.study_id, events_table.c.id)
-sa.Index("ix_artifacts_arch", artifacts_table.c.study_id, artifacts_table.c.arch_key)
-_ADDED_IN = {"nasforge_artifacts": 2, "nasforge_leases": 3}  # tables a database of an older schema gains when written
-_NASFORGE = frozenset(t.name for t in meta.sorted_tables)
-
-
-def _clean(v: Any) -> Any:
-    # NaN/inf are not JSON; store them as null so that other tools can read the database
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, Mapping):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    return v
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(_clean(obj), separators=(",", ":"))
-
-
-def _nan_dict(text: str) -> dict[str, float]:
-    d = json.loads(text)
-    if not isinstance(d, dict) or not all(v is None or isinstance(v, int | float) for v in d.values()):
-        raise ValueError("not a JSON object of numbers")
-    return {k: (math.nan if v is None else v) for k, v in d.items()}
-
 
 @BACKENDS.register("sql")
 class SqlStorage(Storage):
@@ -281,11 +202,11 @@ class SqlStorage(Storage):
                 f"{self.where} was written by a newer nasforge (schema {version}, this one reads {SCHEMA_VERSION}); "
                 "upgrade nasforge to open it"
             )
-        missing = _NASFORGE - tables
-        lacking = sorted(t for t in missing if _ADDED_IN.get(t, 0) <= version)
+        missing = NASFORGE_TABLES - tables
+        lacking = sorted(t for t in missing if ADDED_IN.get(t, 0) <= version)
         if lacking:
             raise DamagedError(f"{self.where} lacks nasforge tables {lacking}; it is damaged, refusing to use it")
-        self._tables = tables & _NASFORGE
+        self._tables = tables & NASFORGE_TABLES
         return version
 
     def _prepare_for_writing(self) -> None:
@@ -329,12 +250,12 @@ class SqlStorage(Storage):
             row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
             version = int(row[0]) if row and str(row[0]).isdigit() else SCHEMA_VERSION
             if version < SCHEMA_VERSION:  # additive upgrade: new tables only, existing rows untouched
-                added = sorted(t for t in _NASFORGE - tables if _ADDED_IN.get(t, 0) > version)
+                added = sorted(t for t in NASFORGE_TABLES - tables if ADDED_IN.get(t, 0) > version)
                 meta.create_all(conn, tables=[meta.tables[t] for t in added])
                 conn.execute(
                     meta_table.update().where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
                 )
-        self._tables = _NASFORGE
+        self._tables = NASFORGE_TABLES
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[sa.Connection]:
@@ -417,7 +338,7 @@ class SqlStorage(Storage):
                 self._fence(conn, study_id, owner)
                 conn.execute(events_table.insert().values(study_id=study_id, kind="ask", value=n))
                 if trials:
-                    conn.execute(trials_table.insert(), [_row(study_id, t) for t in trials])
+                    conn.execute(trials_table.insert(), [trial_row(study_id, t) for t in trials])
                 tells = [t.number for t in trials if t.state != State.RUNNING]
                 if tells:
                     conn.execute(
@@ -431,7 +352,7 @@ class SqlStorage(Storage):
             ) from None
 
     def record_finish(self, study_id: int, trial: Trial, owner: str | None = None) -> None:
-        row = _row(study_id, trial)
+        row = trial_row(study_id, trial)
         with self._tx(write=True) as conn:
             self._fence(conn, study_id, owner)
             conn.execute(
@@ -462,8 +383,8 @@ class SqlStorage(Storage):
 
     def _trial(self, study_id: int, m: Mapping[str, Any]) -> Trial:
         try:
-            return _trial(m)
-        except _BadField as e:
+            return row_trial(m)
+        except BadField as e:
             raise self._damaged(study_id, f"trial {m.get('number')} ({e.field})", e.cause) from None
 
     def _damaged(self, study_id: int, what: str, cause: BaseException) -> DamagedError:
@@ -574,76 +495,6 @@ def _immutable_ok(e: Exception, path: Path) -> bool:
     name = getattr(getattr(e, "orig", e), "sqlite_errorname", "")
     wal = path.with_name(path.name + "-wal")
     return name in ("SQLITE_READONLY_DIRECTORY", "SQLITE_CANTOPEN") and (not wal.exists() or wal.stat().st_size == 0)
-
-
-def _row(study_id: int, t: Trial) -> dict[str, Any]:
-    return {
-        "study_id": study_id,
-        "number": t.number,
-        "arch_key": t.arch.key,
-        "arch": t.arch.to_json(),
-        "state": State(t.state).value,
-        "feasible": bool(t.feasible),
-        "metrics": _dumps(t.metrics),
-        "costs": _dumps(t.costs),
-        "curve": _dumps(t.curve),
-        "error": t.error,
-        "worker": t.worker,
-        "started_at": t.started_at,
-        "finished_at": t.finished_at,
-        "duration_s": t.duration_s,
-        "artifact": t.artifact,
-    }
-
-
-class _BadField(Exception):
-    def __init__(self, field: str, cause: BaseException) -> None:
-        super().__init__(field)
-        self.field, self.cause = field, cause
-
-
-def _curve(text: str) -> list[dict[str, float]]:
-    c = json.loads(text)
-    if not isinstance(c, list) or not all(isinstance(p, dict) for p in c):
-        raise ValueError("not a JSON list of objects")
-    return c
-
-
-def _number(v: Any) -> float | None:
-    if v is not None and not isinstance(v, int | float):
-        raise ValueError(f"{v!r} is not a number")
-    return v
-
-
-_FIELDS: dict[str, Any] = {
-    "number": lambda v: int(v) if isinstance(v, int) else _fail(f"{v!r} is not an integer"),
-    "arch": Arch.from_json,
-    "state": State,
-    "feasible": bool,
-    "metrics": _nan_dict,
-    "costs": _nan_dict,
-    "curve": _curve,
-    "error": lambda v: v,
-    "worker": lambda v: v,
-    "started_at": _number,
-    "finished_at": _number,
-    "duration_s": _number,
-    "artifact": lambda v: v,
-}
-
-
-def _fail(why: str) -> Any:
-    raise ValueError(why)
-
-
-def _trial(m: Mapping[str, Any]) -> Trial:
-    values = {}
-    for name, parse in _FIELDS.items():
-        try:
-            values[name] = parse(m[name])
-        except Exception as e:  # any unreadable value is the same fault to the user: a damaged row
-            raise _BadField(name, e) from None
-    return Trial(**values)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
