@@ -11,10 +11,12 @@ For every registered strategy: a reference run (uninterrupted, serial), then kil
 - ``time:T``: at a random moment of the run;
 - ``chain``: five random kills in a row before the resume;
 - ``workers-startup`` / ``workers-time``: with two worker processes, as soon as the pool has spawned them (they are
-  still importing) or a little later; then every process of the killed driver's session must be gone within 5 s.
+  still importing) or half a second later; then every process of the killed driver's session must be gone within 5 s.
+  These runs ask two archs at a time, so they are resumed, and compared, with two slots in-process (``Batched``: the
+  same asks, and outcomes recorded in trial order, so that the comparison is deterministic).
 
-Each killed run is resumed by running the same search again (serially), to the end. Counted: runs whose final trial
-list (number, arch, state, metrics, feasibility) equals the reference, trials lost (in the reference but missing or
+Each killed run is resumed by running the same search again, to the end. Counted: runs whose final trial list
+(number, arch, state, metrics, feasibility) equals the reference, trials lost (in the reference but missing or
 left running), trials evaluated twice (an evaluation that started although the database already held the trial's
 outcome: the evaluator itself checks), and worker processes left running. The evaluator is a deterministic function of
 the arch and its seed that takes ``EVAL_S``. Runs are forked from this process (imports paid once) into their own
@@ -113,7 +115,8 @@ def _install_hooks() -> None:
 
 
 def drive(db: str, study: str, strategy: str, budget: int, workers: int = 1, seed: int = 0) -> None:
-    from nasforge.executors import ProcessPool
+    """The search; ``workers`` > 1 is a process pool, a negative number that many slots in-process (``Batched``)."""
+    from nasforge.executors import ProcessPool, Serial
     from nasforge.spaces import MNIST_TASK, create_family
     from nasforge.strategies import create_strategy
     from nasforge.study import Study
@@ -121,8 +124,16 @@ def drive(db: str, study: str, strategy: str, budget: int, workers: int = 1, see
     fam = create_family("lenet")
     Study.open(study, f"sqlite:///{db}").run(
         fam, create_strategy(strategy, fam.space, seed=seed), quick, task=MNIST_TASK, constraints=[LIMIT],
-        budget=budget, executor=ProcessPool(workers) if workers > 1 else None, seed=seed,
+        budget=budget, executor=ProcessPool(workers) if workers > 1 else _batched(Serial, -workers), seed=seed,
     )  # fmt: skip
+
+
+def _batched(serial: type, slots: int) -> Any:
+    """An in-process executor with ``slots`` slots: jobs run as they are handed over, so the loop asks for ``slots``
+    archs at a time as a process pool does, and records their outcomes in trial order."""
+    ex = serial()
+    ex.slots = max(1, slots)
+    return ex
 
 
 # --- the harness ------------------------------------------------------------------------------------------------
@@ -217,11 +228,14 @@ def _job(folder: Path, name: str, strategy: str, budget: int, seed: int, workers
 
 
 def kill_point(folder: Path, name: str, strategy: str, spec: str, reference: list[tuple], ref_s: float,
-               budget: int, seed: int, rng: random.Random) -> dict[str, Any]:  # fmt: skip
+               budget: int, seed: int, rng: random.Random,
+               reference_batched: list[tuple] | None = None) -> dict[str, Any]:  # fmt: skip
     """One kill point: kill as ``spec`` says, resume serially to the end, compare with the reference."""
     kind, _, arg = spec.partition(":")
     workers = 2 if kind.startswith("workers") else 1
     job = _job(folder, name, strategy, budget, seed, workers)
+    if workers > 1:
+        reference = reference_batched
     runs = []
     if kind in ("before-commit", "after-commit", "eval"):
         runs.append(run_once(job, kill_at=spec))
@@ -236,7 +250,7 @@ def kill_point(folder: Path, name: str, strategy: str, spec: str, reference: lis
         runs.append(run_once(job, kill_at="workers", delay_s=float(arg)))
     else:
         raise ValueError(f"unknown kill point {spec!r}")
-    resumed = run_once({**job, "workers": 1})
+    resumed = run_once({**job, "workers": -workers if workers > 1 else 1})
     final = trial_list(job["db"], job["study"])
     lines = Path(job["log"]).read_text().split("\n") if Path(job["log"]).exists() else []
     final_keys = {t[1] for t in final if t[2] != "running"}
@@ -263,7 +277,7 @@ def points(n: int, ref_s: float, commits: int, evals: int, rng: random.Random, w
         out.append(f"time:{rng.uniform(0.05, max(0.1, ref_s)):.3f}")
     out.append("chain")
     if workers:
-        out += ["workers-startup", "workers-time:1.5"]
+        out += ["workers-startup", "workers-time:0.5"]
     return out
 
 
@@ -274,13 +288,20 @@ def bench_strategy(folder: Path, strategy: str, n: int, budget: int, seed: int, 
     if t["code"] != 0:
         raise RuntimeError(f"the reference run of {strategy} failed")
     reference = trial_list(ref_job["db"], "k")
+    batched = None
+    if workers or any(p.startswith("workers") for p in chosen or ()):
+        bjob = _job(folder, f"{strategy}-ref2", strategy, budget, seed, -2)
+        if run_once(bjob)["code"] != 0:
+            raise RuntimeError(f"the two-slot reference run of {strategy} failed")
+        batched = trial_list(bjob["db"], "k")
     log = Path(ref_job["log"]).read_text().split("\n")
     evals = sum(1 for ln in log if ln.startswith("start "))
     commits = 2 * len(reference) + 4  # about: config, lease, an ask per trial, an outcome per evaluated trial, release
     rng = random.Random(seed)
     rows = []
     for i, spec in enumerate(chosen or points(n, t["seconds"], commits, evals, rng, workers)):
-        row = kill_point(folder, f"{strategy}-{i}", strategy, spec, reference, t["seconds"], budget, seed, rng)
+        row = kill_point(folder, f"{strategy}-{i}", strategy, spec, reference, t["seconds"], budget, seed, rng,
+                         batched)
         rows.append(row)
         print(f"  {strategy:<10} {spec:<20} killed {row['killed']} equal {row['equal']} lost {row['lost']} "
               f"twice {row['twice']} left {row['left_running']}", flush=True)

@@ -86,7 +86,7 @@ class Loop:
                 if not self.inflight:
                     break
                 done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
-                for f in done:
+                for f in sorted(done, key=lambda f: self.inflight[f].number):  # several done: in trial order
                     t = self.inflight.pop(f)
                     self.record(t, _outcome(f, t))
                     self.tell(t)
