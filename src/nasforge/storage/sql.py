@@ -126,8 +126,8 @@ class SqlStorage(Storage):
         if path is not None and not path.exists():
             if not write:
                 raise MissingDatabase(
-                    f"no database at {path} (nothing was created); check the --storage path, or run a search to "
-                    "create one"
+                    f"there is no database at {path} (nothing was created); check the --storage path, or run a "
+                    "search to create one"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = self._engine_for(url, path)
@@ -284,9 +284,9 @@ class SqlStorage(Storage):
         try:
             with self._tx(write=False) as conn:
                 sid = self._find(conn, name) if self._tables else None
-        except MissingDatabase:
+        except MissingDatabase as e:
             if not create:
-                raise
+                raise MissingDatabase(f"no study {name!r}: {e}") from None
             sid = None
         if sid is not None:
             return sid
