@@ -436,11 +436,7 @@ class SqlStorage(Storage):
         lease (it stalled past the lease and another driver took over) can never record a trial again."""
         if owner is None:
             return
-        c = leases_table.c
-        res = conn.execute(
-            leases_table.update().where(c.study_id == study_id, c.owner == owner)
-            .values(expires_at=time.time() + c.ttl_s)
-        )  # fmt: skip
+        res = conn.execute(_FENCE, {"f_study": study_id, "f_owner": owner, "f_now": time.time()})
         if res.rowcount != 1:
             raise LeaseLost(f"the lease of study #{study_id} in {self.where} is no longer held by this driver")
 
@@ -481,6 +477,14 @@ class SqlStorage(Storage):
                 return None
             row = conn.execute(sa.select(c.number).where(c.study_id == study_id, c.arch_key == arch_key)).first()
         return None if row is None else int(row[0])
+
+
+# built once: a write of every trial runs it
+_FENCE = (
+    leases_table.update()
+    .where(leases_table.c.study_id == sa.bindparam("f_study"), leases_table.c.owner == sa.bindparam("f_owner"))
+    .values(expires_at=sa.bindparam("f_now", type_=sa.Float) + leases_table.c.ttl_s)
+)
 
 
 class _ReadOnlyFolder(Exception):
