@@ -141,7 +141,10 @@ def test_schema_1_database_gains_the_artifact_table(tmp_path):
     st.put_blob(sid, 0, "k", "model.pt", b"x")
     assert st.get_blob(sid, 0, "model.pt") == b"x"
     con = sqlite3.connect(tmp_path / "old.db")
-    assert con.execute("SELECT value FROM nasforge_meta WHERE key='schema_version'").fetchone()[0] == "2"
+    from nasforge.storage.sql import SCHEMA_VERSION  # upgraded to the current schema (new tables only)
+
+    version = con.execute("SELECT value FROM nasforge_meta WHERE key='schema_version'").fetchone()[0]
+    assert version == str(SCHEMA_VERSION)
     con.close()
 
 

@@ -1,4 +1,5 @@
 import math
+import os
 import sqlite3
 
 import pytest
@@ -373,3 +374,48 @@ def test_a_single_objective_strategy_refuses_two_objectives(tmp_path):
         study.run(fam, create_strategy("nsga2", fam.space), fn, objectives=["max:a", "min:a"], analytic_costs=False)
     study.run(fam, create_strategy("nsga2", fam.space), fn, objectives=["max:a", "min:b"], analytic_costs=False)
     assert len(study.trials()) == 2
+
+
+# --- names and files that could reach outside -------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../../x", "/tmp/nasforge-abs-study", "..", "a/../../b"])
+def test_study_names_cannot_leave_the_artifact_root(name, tmp_path, lenet):
+    from nasforge.artifacts import ArtifactKey, FolderStore
+
+    url = f"sqlite:///{tmp_path}/db/nasforge.db"
+    with pytest.raises(StorageError, match="is not allowed") as e:
+        run(Study.open(name, url), lenet, fake_acc)
+    assert "\n" not in str(e.value)
+    store = FolderStore(tmp_path / "db" / "art")
+    with pytest.raises(NasforgeError):
+        store.put(ArtifactKey(name, 0, "abc"), "model.pt", b"w")
+    with pytest.raises(NasforgeError):
+        store.get(ArtifactKey(name, 0, "abc"), "model.pt")
+    with pytest.raises(NasforgeError):
+        store.find("s", "../../*")
+    # a study of that name in a database written by hand (or by an older version) is refused before it writes
+    Study.open("ok", url)
+    con = sqlite3.connect(tmp_path / "db" / "nasforge.db")
+    con.execute("INSERT INTO nasforge_studies (name, created_at, config) VALUES (?, 0, '{}')", (name,))
+    con.commit()
+    con.close()
+    with pytest.raises(StorageError, match="is not allowed"):
+        run(Study.open(name, url, create=False), lenet, fake_acc)
+    assert not (tmp_path / "x").exists() and not os.path.exists("/tmp/nasforge-abs-study")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]
+
+
+def test_a_crafted_weights_file_is_a_one_line_refusal(tmp_path):
+    import pickle
+
+    from nasforge.artifacts import ArtifactKey, FolderStore, TrialArtifacts
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    store = FolderStore(tmp_path / "art")
+    view = TrialArtifacts(store, ArtifactKey("s", 0, "abc"))
+    view.put("model.pt", pickle.dumps(Boom()))
+    with pytest.raises(NasforgeError, match="is not a weights file that nasforge loads") as e:
+        view.load("model.pt")
+    assert "\n" not in str(e.value) and not (tmp_path / "pwned").exists()

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .storage import Storage
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+_ARCH_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # Arch.key is hexadecimal; never a path or a pattern
 
 
 def check_name(name: str) -> str:
@@ -101,7 +102,19 @@ class FolderStore(ArtifactStore):
         return f"the folder {self.root}"
 
     def _dir(self, key: ArtifactKey) -> Path:
-        return self.root / key.study / f"{key.number}-{key.arch_key}"
+        return self._study_dir(key.study) / f"{_number(key.number)}-{_arch_key(key.arch_key)}"
+
+    def _study_dir(self, study: str) -> Path:
+        """The study's folder, which never lies outside the root: a study name is a plain name (no separator, no
+        '..', not absolute), and the joined path is checked again, lexically (a symlink the user made is honoured)."""
+        from .storage import check_study_name
+
+        check_study_name(study)
+        d = self.root / study
+        root = os.path.normpath(os.path.abspath(self.root))
+        if os.path.dirname(os.path.normpath(os.path.abspath(d))) != root:
+            raise StorageError(f"study name {study!r} would leave the artifact folder {self.root}; use a plain name")
+        return d
 
     def put(self, key: ArtifactKey, name: str, data: bytes) -> None:
         d = self._dir(key)
@@ -113,7 +126,9 @@ class FolderStore(ArtifactStore):
         os.replace(tmp, d / name)
 
     def get(self, key: ArtifactKey, name: str) -> bytes | None:
-        for p in (self._dir(key) / name, self.root / key.study / str(key.number) / name):  # second: before schema 2
+        check_name(name)
+        legacy = self._study_dir(key.study) / str(_number(key.number)) / name  # the layout before schema 2
+        for p in (self._dir(key) / name, legacy):
             if p.is_file():
                 return p.read_bytes()
         return None
@@ -123,7 +138,7 @@ class FolderStore(ArtifactStore):
         return sorted(p.name for p in d.iterdir() if p.is_file() and not p.name.startswith(".")) if d.is_dir() else []
 
     def find(self, study: str, arch_key: str) -> ArtifactKey | None:
-        for d in sorted((self.root / study).glob(f"*-{arch_key}")):
+        for d in sorted(self._study_dir(study).glob(f"*-{_arch_key(arch_key)}")):
             number = d.name.split("-", 1)[0]
             if number.isdigit():
                 return ArtifactKey(study, int(number), arch_key)
@@ -131,6 +146,18 @@ class FolderStore(ArtifactStore):
 
     def spec(self, storage: Storage) -> dict[str, Any]:
         return {"kind": "folder", "root": _record_root(self.root, storage)}
+
+
+def _number(n: object) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise NasforgeError(f"trial number {n!r} must be a non-negative integer")
+    return n
+
+
+def _arch_key(k: object) -> str:
+    if not isinstance(k, str) or not _ARCH_KEY.match(k):
+        raise NasforgeError(f"arch key {k!r} must be an arch key (letters and digits, as Arch.key)")
+    return k
 
 
 class DatabaseStore(ArtifactStore):
@@ -264,10 +291,19 @@ class TrialArtifacts:
 
     def load(self, name: str, arch_key: str | None = None, study: str | None = None) -> Any:
         """``torch.load`` of ``name`` of this trial, or of the trial of ``arch_key`` (tensors only, on the CPU)."""
+        import pickle
+
         import torch
 
         data = self.get(name) if arch_key is None else self.parent(arch_key, name, study)
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        try:
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as e:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise NasforgeError(
+                f"{name!r} of trial {self.key.number if arch_key is None else arch_key} is not a weights file that "
+                f"nasforge loads (tensors only: {why[:160]}); it was not run: train the trial again"
+            ) from None
 
     def _store(self) -> ArtifactStore:
         if self.store is None:

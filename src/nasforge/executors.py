@@ -3,12 +3,20 @@
 The strategy and the storage stay with the driver; an executor receives a ``Job`` (everything one evaluation needs,
 picklable) and hands back a future of its ``Outcome``. A job writes its artifacts through the study's artifact store
 (``job.artifacts``), from whichever process runs it.
+
+Worker processes never outlive their driver: each one asks the kernel to kill it when the driver dies
+(``prctl(PR_SET_PDEATHSIG)`` on Linux) and also watches its parent from a thread (everywhere), so kill -9 of the
+driver, even while workers start up, leaves none running. Ctrl-C reaches the driver alone (workers ignore SIGINT from
+birth); the driver then ``abort``s the pool: what has not started is cancelled and running workers are ended at once.
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
+import signal
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -18,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._worker import init_worker
 from .artifacts import TrialArtifacts
 from .errors import NasforgeError, TrialFailed
 from .evaluators.base import Context, Evaluator
@@ -90,7 +99,8 @@ class Executor(ABC):
     Contract: ``submit(job)`` returns a future of ``run_job(job)``'s outcome (the same outcome wherever it runs, so
     results do not depend on the executor) and never blocks longer than it takes to hand the job over, except an
     in-process executor, which runs it. ``shutdown()`` waits for or cancels what is in flight; it may be called twice.
-    Registered by name in ``EXECUTORS``, so that the conformance tests cover every one."""
+    ``abort()`` (Ctrl-C) cancels what has not started and ends what runs without waiting for it. Registered by name in
+    ``EXECUTORS``, so that the conformance tests cover every one."""
 
     slots: int = 1
     in_process: bool = False
@@ -100,6 +110,9 @@ class Executor(ABC):
 
     def shutdown(self) -> None:  # noqa: B027 - optional
         pass
+
+    def abort(self) -> None:
+        self.shutdown()
 
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor")
@@ -130,26 +143,49 @@ class ProcessPool(Executor):
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, job: Job) -> Future[Outcome]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.slots, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(self.threads,)
-            )
-        return self._pool.submit(run_job, job)
+        # workers are spawned inside submit; spawned while SIGINT is ignored, they ignore it from birth (a Ctrl-C
+        # during their start-up would otherwise print their tracebacks): the driver alone handles Ctrl-C
+        with _sigint_ignored():
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.slots, mp_context=mp.get_context("spawn"), initializer=init_worker,
+                    initargs=(self.threads, os.getpid()),
+                )  # fmt: skip
+            return self._pool.submit(run_job, job)
 
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def abort(self) -> None:
+        """Cancel what has not started and end the workers now (their trials stay ``running`` and run again)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())  # 3.14 has terminate_workers(); 3.11 not
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+        pool.shutdown(wait=True)
 
-def _init_worker(threads: int) -> None:
-    import signal
 
-    import torch
+class _sigint_ignored:
+    """SIGINT ignored inside the block (main thread only; elsewhere a no-op)."""
 
-    torch.set_num_threads(threads)
-    # Ctrl-C goes to the driver, which shuts the pool down; workers must not print their own tracebacks
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def __enter__(self) -> None:
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
 
 
 def create_executor(workers: int = 1, threads: int = 1) -> Executor:

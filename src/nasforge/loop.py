@@ -24,10 +24,11 @@ from .errors import NasforgeError, StorageError
 from .evaluators.base import Evaluator
 from .executors import Executor, Job, Outcome
 from .gate import Gate
+from .lease import Lease
 from .pricing import Pricer
 from .space import Arch
 from .spaces.base import Family
-from .storage import Storage
+from .storage import LeaseLost, Storage
 from .strategies.base import Strategy
 from .task import Task
 from .trial import State, Trial
@@ -62,6 +63,7 @@ class Plan:
     budget: int | None = None
     on_trial: Callable[[Trial], None] | None = None
     progress: Callable[[float, float, str], None] | None = None
+    lease: Lease | None = None  # the study's lease: every write is fenced by it
 
 
 class Loop:
@@ -84,12 +86,27 @@ class Loop:
                 if not self.inflight:
                     break
                 done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
-                for f in done:
+                for f in sorted(done, key=lambda f: self.inflight[f].number):  # several done: in trial order
                     t = self.inflight.pop(f)
-                    self.record(t, f.result())
+                    self.record(t, _outcome(f, t))
                     self.tell(t)
+        except BaseException:
+            # Ctrl-C, a lost lease, a database fault: keep what finished, stop what runs (it stays ``running`` and
+            # runs again on resume) and drop what has not started, at once rather than after the running trainings
+            self._save_finished()
+            self.p.executor.abort()
+            raise
         finally:
             self.p.executor.shutdown()
+
+    def _save_finished(self) -> None:
+        for f, t in list(self.inflight.items()):
+            if f.done() and not f.cancelled() and f.exception() is None:
+                try:
+                    self.record(t, f.result())
+                except Exception:  # the database is what failed: what is left runs again on resume
+                    return
+                del self.inflight[f]
 
     def _fill(self, queue: deque[Trial]) -> None:
         """Keep every executor slot busy: trials to run again first, then new proposals."""
@@ -110,7 +127,7 @@ class Loop:
         if len(archs) < n:
             self.exhausted = True
         new = [self._new_trial(a) for a in archs]
-        self.p.storage.record_ask(self.p.study_id, n, new)
+        self._write(self.p.storage.record_ask, n, new)
         for t in new:
             if t.state == State.INFEASIBLE:
                 self.tell(t)
@@ -162,7 +179,19 @@ class Loop:
         else:
             t.state, t.error = State.COMPLETE, None
             t.feasible = self.p.gate.late_ok(t.values)
-        self.p.storage.record_finish(self.p.study_id, t)
+        self._write(self.p.storage.record_finish, t)
+
+    def _write(self, method: Callable[..., None], *args: object) -> None:
+        """A write of the study's trials, fenced by its lease (refused once another driver has taken it over)."""
+        lease = self.p.lease
+        if lease is not None and lease.lost:
+            raise lease.lost_error()
+        try:
+            method(self.p.study_id, *args, owner=None if lease is None else lease.owner)
+        except LeaseLost:
+            if lease is None:
+                raise
+            raise lease.lost_error() from None
 
     def tell(self, t: Trial) -> None:
         self.p.strategy.tell(self.asked.get(t.number, t.arch), t.result(self.p.objectives))
@@ -189,3 +218,17 @@ class Loop:
                 t = self.trials[value]
                 strategy.tell(self.asked.get(value, t.arch), t.result(self.p.objectives))
         return [t for n, t in sorted(self.trials.items()) if n not in told]
+
+
+class WorkerDied(NasforgeError):
+    """A worker process ended without handing back its trial's outcome (killed, out of memory)."""
+
+
+def _outcome(f: Future[Outcome], t: Trial) -> Outcome:
+    exc = f.exception()
+    if exc is not None:
+        raise WorkerDied(
+            f"the worker running trial {t.number} ended without an outcome ({type(exc).__name__}: {exc}); finished "
+            "trials are saved: rerun to resume (the trial runs again)"
+        ) from None
+    return f.result()

@@ -9,6 +9,9 @@ so it returns the same archs), trials left ``running`` by a dead process are run
 Because each trial's seed derives from the study seed and the arch key, the resumed search ends where an uninterrupted
 one would. A changed configuration is refused.
 
+One driver runs a study at a time: ``run`` holds the study's lease in the database (``lease.py``), and a second driver
+is refused in one line until the first finishes or dies.
+
 A study records what it needs to come back in a fresh process: its family (``family.spec()``: a registered name and
 configuration, or an import path), its task, its objectives and constraints, and where its artifacts are.
 """
@@ -27,6 +30,7 @@ from .errors import ConstraintError, NasforgeError, StorageError
 from .evaluators.base import Evaluator, FunctionEvaluator
 from .executors import Executor, Serial
 from .gate import EXHAUSTIVE_CHECK, Gate
+from .lease import LEASE_S, Lease
 from .loop import Loop, Plan, StrategyError, trial_seed
 from .pricing import CostModel, Pricer
 from .spaces.base import Family, load_family
@@ -52,7 +56,8 @@ class Study:
     @classmethod
     def open(cls, name: str, storage: str | Storage = DEFAULT_URL, *, create: bool = True) -> Study:
         """Open study ``name`` in ``storage`` (a URL: ``sqlite:///file.db``, ``memory://``, any SQLAlchemy URL),
-        creating it unless ``create`` is False. A new study's name must be a plain name (it names a folder)."""
+        creating it unless ``create`` is False. With ``create=False`` nothing is written: a missing database or study
+        is a one-line error, and nothing is created. A new study's name must be a plain name (it names a folder)."""
         st = storage if isinstance(storage, Storage) else Storage(storage)
         return cls(name, st, st.study_id(name, create=create))
 
@@ -142,6 +147,7 @@ class Study:
         extra_config: Mapping[str, Any] | None = None,
         analytic_costs: bool = True,
         artifacts: str | Mapping[str, Any] | None = None,
+        lease_s: float = LEASE_S,
     ) -> Study:
         """Run (or resume) the search until ``budget`` trials exist (all states count) or the strategy is exhausted.
 
@@ -150,6 +156,7 @@ class Study:
         skips the family's analytic costs (constraints and objectives on them are then refused). ``artifacts`` is
         where trials save files: a folder, or ``"database"`` (default: beside a SQLite file, else in the database).
         ``on_trial`` is called with every trial as it finishes; ``progress`` is passed to in-process evaluations.
+        While it runs, the study's lease (``lease_s`` seconds, renewed) keeps other drivers off it.
         """
         check_study_name(self.name)
         ev = evaluator if isinstance(evaluator, Evaluator) else FunctionEvaluator(evaluator)
@@ -176,12 +183,15 @@ class Study:
         self._check_config(cfg)
         gate.check_names(objs, ev.metrics)
         gate.prove_possible(family)
-        self._record_config(cfg, spec)
-        strategy.set_feasible(gate.feasible_predicate())
-        Loop(Plan(
-            self.name, self.id, self.storage, family, strategy, ev, task, objs, pricer, gate,
-            executor or Serial(), open_store(spec, self.storage), seed, budget, on_trial, progress,
-        )).run()  # fmt: skip
+        with Lease(self.storage, self.id, self.name, lease_s) as lease:
+            self._check_config(cfg)  # again: a driver that ran meanwhile may have recorded its settings
+            self._artifact_spec(artifacts)
+            self._record_config(cfg, spec)
+            strategy.set_feasible(gate.feasible_predicate())
+            Loop(Plan(
+                self.name, self.id, self.storage, family, strategy, ev, task, objs, pricer, gate,
+                executor or Serial(), open_store(spec, self.storage), seed, budget, on_trial, progress, lease,
+            )).run()  # fmt: skip
         return self
 
     # --- configuration ------------------------------------------------------------------------------------------

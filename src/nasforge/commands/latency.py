@@ -159,7 +159,7 @@ def lut(
 @predictor_app.command("train")
 def predictor_train(
     family: FamilyOpt = "mobilenet",
-    out: Annotated[Path, typer.Option(help="Where to save the trained predictor (pickle).")] = Path("predictor.pkl"),
+    out: Annotated[Path, typer.Option(help="Where to save the trained predictor (JSON).")] = Path("predictor.json"),
     kind: Annotated[str, typer.Option(help="model (architecture features) or kernel (nn-Meter).")] = "model",
     regressor: Annotated[str, typer.Option(help="Model-level regressor: gbr, rf or ridge.")] = "gbr",
     n_train: Annotated[int, typer.Option(help="Archs to measure for training.")] = 200,
@@ -207,7 +207,7 @@ def predictor_train(
 
 @predictor_app.command("evaluate")
 def predictor_evaluate(
-    predictor: Annotated[Path, typer.Option(help="A saved predictor.")] = Path("predictor.pkl"),
+    predictor: Annotated[Path, typer.Option(help="A saved predictor (JSON).")] = Path("predictor.json"),
     n_test: Annotated[int, typer.Option(help="Held-out archs to measure and predict.")] = 40,
     repeats: RepeatsOpt = 20,
     warmup: WarmupOpt = 5,

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..space import Arch
+from .base import resolve_family
+from .features import ArchFeatures
 from .predictor import LatencyPredictor, PredictorError
 
 if TYPE_CHECKING:
@@ -45,8 +47,9 @@ class FewShotLatency(LatencyPredictor):
     Contract: ``meta_fit(archs, columns)`` with the latencies of ``archs`` on known devices (``columns``: device name →
     one latency per arch, the reference archs among ``archs``); then ``fit(archs, ms)`` adapts to one new device from
     its few measured samples (every reference arch among them) and ``predict`` prices any arch of the family on it.
-    Only those samples of the new device are used. Constructor arguments only store; ``features`` must pickle for
-    ``save`` (a module-level function or ``ArchFeatures``, not a lambda).
+    Only those samples of the new device are used. Constructor arguments only store; a predictor that ``save``s
+    takes its features from the family or an ``ArchFeatures`` (a file holds data, and a feature function is code).
+    A meta-trained prior saves too, before any adaptation.
     """
 
     kind = "few-shot"
@@ -175,3 +178,54 @@ class FewShotLatency(LatencyPredictor):
 
     def _predict(self, archs: list[Arch]) -> np.ndarray:
         return self.predict_phi(self._phi(self._raw(archs)))
+
+
+    # --- files: the fitted numbers themselves (a linear model is its weights) -----------------------------------------
+    def _state(self) -> dict[str, Any]:
+        self._need_prior()
+        f = self.features
+        if f is not None and not isinstance(f, ArchFeatures):
+            raise PredictorError(
+                "this few-shot predictor uses a custom feature function, which a file cannot hold (it is code); use "
+                "the family's features or an ArchFeatures to save it"
+            )
+        feats = None if f is None else {"family": resolve_family(f.family).spec(), "task": f.task.to_dict(),
+                                        "which": f.which}  # fmt: skip
+
+        def arr(a: np.ndarray | None) -> Any:
+            return None if a is None else np.asarray(a, dtype=float).tolist()
+
+        return {
+            "reference": [dict(self.check([a])[0]) for a in self.reference], "features": feats,
+            "interactions": self.interactions, "jitter": self.jitter, "noise": self.noise, "ridge": self.ridge,
+            "col_scale": arr(self.col_scale), "mu": arr(self.mu), "cov": arr(self.cov), "devices": list(self.devices),
+            "weights": arr(self.weights), "scale": self.scale, "fitted": self.fitted,
+        }  # fmt: skip
+
+    @classmethod
+    def _from_state(cls, family: Family, task: Task, seed: int, state: Mapping[str, Any]) -> FewShotLatency:
+        from ..task import Task as _Task
+        from .predictor import _family_from_file
+
+        f = state["features"]
+        feats = None if f is None else ArchFeatures(_family_from_file(f["family"]), _Task.from_dict(f["task"]),
+                                                    str(f["which"]))  # fmt: skip
+        m = cls(family, task, state["reference"], features=feats, interactions=bool(state["interactions"]),
+                jitter=float(state["jitter"]), noise=float(state["noise"]), ridge=float(state["ridge"]), seed=seed)
+        m.check(m.reference)
+
+        def arr(v: Any, ndim: int) -> np.ndarray | None:
+            if v is None:
+                return None
+            a = np.asarray(v, dtype=float)
+            if a.ndim != ndim:
+                raise ValueError(f"expected a {ndim}-d array, got {a.ndim}-d")
+            return a
+
+        m.col_scale, m.mu, m.cov = arr(state["col_scale"], 1), arr(state["mu"], 1), arr(state["cov"], 2)
+        m.weights, m.scale = arr(state["weights"], 1), float(state["scale"])
+        m.devices, m.fitted = tuple(str(d) for d in state["devices"]), bool(state["fitted"]) and m.weights is not None
+        return m
+
+    def _check_archs(self) -> list[Arch]:
+        return self.check(self.reference)

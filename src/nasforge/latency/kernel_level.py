@@ -12,12 +12,14 @@ within ±25% of it, kernel, stride and type kept), measure them and refit; ``rou
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..cost.layers import LayerSpec
 from ..space import Arch
 from .kernels import Kernel, fuse, perturb
 from .predictor import LatencyPredictor, PredictorError
@@ -54,6 +56,7 @@ class KernelPredictor(LatencyPredictor):
         self.calibration = {"a": 1.0, "b": 0.0}
         self.history: list[dict[str, Any]] = []
         self._units: dict[str, Unit] = {}  # kernel-table key -> unit, for every kernel this predictor measured
+        self.trained_on: list[Arch] = []  # the measured archs the kernel sum was calibrated on
 
     @property
     def kernel_table(self) -> LatencyTable:
@@ -158,7 +161,8 @@ class KernelPredictor(LatencyPredictor):
         self.history = [
             {"round": r + 1, **self._adaptive_round(rng, probe_archs, per_bad, max_new, tol)} for r in range(rounds)
         ]
-        sums = np.array([self.raw_sum(a) for a in checked[: len(y)]])
+        self.trained_on = checked[: len(y)]
+        sums = np.array([self.raw_sum(a) for a in self.trained_on])
         if len(y) >= 3 and np.ptp(sums) > 0:
             a, b = np.polyfit(sums, y, 1)
         else:
@@ -170,3 +174,51 @@ class KernelPredictor(LatencyPredictor):
     def _predict(self, archs: list[Arch]) -> np.ndarray:
         sums = np.array([self.raw_sum(a) for a in archs])
         return self.calibration["a"] * sums + self.calibration["b"]
+
+    # --- files: the kernels it measured (layers and latencies) and its calibration; the forests are fitted again ---
+    def _state(self) -> dict[str, Any]:
+        if not self.fitted:
+            raise PredictorError(f"the {self.kind} predictor is not trained yet; call fit() before save()")
+        kernels = [
+            {"key": key, "entry": dict(e), "layers": [_spec_data(s) for s in self._units[key].specs]}
+            for key, e in self.kernel_table.entries.items()  # the table's order, which the forests were fitted in
+            if key in self._units
+        ]
+        return {"n_estimators": self.n_estimators, "table": self.kernel_table.settings(), "kernels": kernels,
+                "calibration": self.calibration, "history": self.history,
+                "archs": [dict(a) for a in self.trained_on]}  # fmt: skip
+
+    @classmethod
+    def _from_state(cls, family: Family, task: Task, seed: int, state: Mapping[str, Any]) -> KernelPredictor:
+        kp = cls(family, task, LatencyTable(**dict(state["table"])), n_estimators=int(state["n_estimators"]), seed=seed)
+        for k in state["kernels"]:
+            unit = Unit(tuple(_spec(d) for d in k["layers"]))
+            if unit.key != k["key"]:
+                raise ValueError(f"kernel {k['key']!r} does not match its layers")
+            kp._units[unit.key] = unit
+            kp.kernel_table.entries[unit.key] = {n: float(v) for n, v in dict(k["entry"]).items()}
+        kp._fit_forests()
+        kp.calibration = {"a": float(state["calibration"]["a"]), "b": float(state["calibration"]["b"])}
+        kp.history = [dict(h) for h in state["history"]]
+        kp.trained_on = kp.check(state["archs"])
+        kp.fitted = True
+        return kp
+
+    def _check_archs(self) -> list[Arch]:
+        return self.trained_on
+
+
+def _spec_data(spec: LayerSpec) -> dict[str, Any]:
+    return {f.name: _lists(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
+
+
+def _spec(data: Mapping[str, Any]) -> LayerSpec:
+    return LayerSpec(**{k: _tuples(v) for k, v in dict(data).items()})
+
+
+def _lists(v: Any) -> Any:
+    return [_lists(x) for x in v] if isinstance(v, tuple | list) else v
+
+
+def _tuples(v: Any) -> Any:
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v

@@ -50,6 +50,7 @@ class ModelPredictor(LatencyPredictor):
         self.regressor = regressor
         self.feature_set = features
         self.model: Any = None
+        self.data: tuple[list[Arch], list[float]] = ([], [])  # what it was fitted on: a saved file keeps it
 
     def features(self, archs: Sequence[Arch]) -> np.ndarray:
         if self.feature_set not in FEATURE_SETS:
@@ -84,8 +85,25 @@ class ModelPredictor(LatencyPredictor):
         if len(checked) != len(y) or len(y) < 3 or not np.all(y > 0):
             raise PredictorError(f"need at least 3 archs with positive latencies, got {len(checked)} and {len(y)}")
         self.model = self._make().fit(self.features(checked), self._target(y))
+        self.data = (checked, [float(v) for v in y])
         self.fitted = True
         return self
+
+    # the regressor is saved as its training data and fitted again on load (deterministic: seeded, one job)
+    def _state(self) -> dict[str, Any]:
+        if not self.fitted:
+            raise PredictorError(f"the {self.kind} predictor is not trained yet; call fit() before save()")
+        archs, ms = self.data
+        return {"regressor": self.regressor, "features": self.feature_set, "archs": [dict(a) for a in archs],
+                "ms": ms}  # fmt: skip
+
+    @classmethod
+    def _from_state(cls, family: Family, task: Task, seed: int, state: Mapping[str, Any]) -> ModelPredictor:
+        p = cls(family, task, str(state["regressor"]), seed, str(state["features"]))
+        return p.fit(state["archs"], [float(v) for v in state["ms"]])
+
+    def _check_archs(self) -> list[Arch]:
+        return self.data[0]
 
     def _predict(self, archs: list[Arch]) -> np.ndarray:
         return self._untarget(self.model.predict(self.features(archs)))

@@ -17,6 +17,7 @@ import os
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..errors import StorageError
 from ..registry import Registry
 from ..trial import Trial
 
-__all__ = ["BACKENDS", "DEFAULT_URL", "MEMORY_URL", "Storage", "Trial", "check_study_name", "worker_name"]
+__all__ = ["BACKENDS", "DEFAULT_URL", "MEMORY_URL", "Holder", "Storage", "Trial", "check_study_name", "worker_name"]
 
 DEFAULT_URL = "sqlite:///nasforge.db"
 MEMORY_URL = "memory://"
@@ -54,11 +55,22 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a study's lease (``lease.owner_id()`` of its driver) and until when (``time.time()`` seconds)."""
+
+    owner: str
+    expires_at: float
+
+
 class Storage(ABC):
     """A database of studies. ``Storage(url)`` returns the backend for ``url``; constructors only store the URL.
 
     Contract: ``record_ask`` and ``record_finish`` are each atomic; ``trials`` returns copies in trial-number order;
     ``events`` returns the asks and tells in the order they were recorded. Blobs are the database artifact store.
+    Reading never creates anything (a missing database is a one-line error). A study's lease says which driver runs
+    it (``lease.py``): ``take_lease`` is an atomic compare-and-set, and a write given an ``owner`` renews that
+    owner's lease in its own transaction, or is refused (``LeaseLost``) when the owner no longer holds it.
     """
 
     url: str
@@ -98,18 +110,29 @@ class Storage(ABC):
 
     # --- trials and events --------------------------------------------------------------------------------------
     @abstractmethod
-    def record_ask(self, study_id: int, n: int, trials: Sequence[Trial]) -> None:
-        """One transaction: the ask event and its new trials (running, or already told if infeasible)."""
+    def record_ask(self, study_id: int, n: int, trials: Sequence[Trial], owner: str | None = None) -> None:
+        """One transaction: the ask event and its new trials (running, or already told if infeasible); with ``owner``,
+        only while that owner holds the study's lease (else ``LeaseLost``, nothing written)."""
 
     @abstractmethod
-    def record_finish(self, study_id: int, trial: Trial) -> None:
-        """One transaction: the trial's outcome and the tell event."""
+    def record_finish(self, study_id: int, trial: Trial, owner: str | None = None) -> None:
+        """One transaction: the trial's outcome and the tell event (with ``owner``: as ``record_ask``)."""
 
     @abstractmethod
     def trials(self, study_id: int) -> list[Trial]: ...
 
     @abstractmethod
     def events(self, study_id: int) -> list[tuple[str, int]]: ...
+
+    # --- the study's lease ----------------------------------------------------------------------------------------
+    @abstractmethod
+    def take_lease(self, study_id: int, owner: str, ttl_s: float, *, replace: str | None = None) -> Holder | None:
+        """Take or renew the study's lease for ``owner`` until ``ttl_s`` seconds from now, if it is free, expired,
+        already ``owner``'s or held by ``replace`` (a driver known to be dead): None. Otherwise the holder."""
+
+    @abstractmethod
+    def drop_lease(self, study_id: int, owner: str) -> None:
+        """Give the lease back (nothing happens when ``owner`` does not hold it)."""
 
     # --- blobs (the database artifact store) --------------------------------------------------------------------
     @abstractmethod

@@ -9,12 +9,14 @@ process, and worker processes cannot reach it (artifacts they save come back wit
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ..trial import State, Trial
-from .base import BACKENDS, MEMORY_URL, Storage, check_study_name
+from .base import BACKENDS, MEMORY_URL, Holder, Storage, check_study_name
+from .errors import LeaseLost
 
 
 def _copy(t: Trial) -> Trial:
@@ -34,6 +36,7 @@ class MemoryStorage(Storage):
         self._keys: dict[int, set[str]] = {}
         self._blobs: dict[tuple[int, int], dict[str, bytes]] = {}
         self._blob_keys: dict[tuple[int, str], int] = {}
+        self._leases: dict[int, tuple[str, float, float]] = {}  # study id -> (owner, expires at, ttl)
 
     def __getstate__(self) -> dict[str, Any]:
         from ..errors import StorageError
@@ -62,7 +65,8 @@ class MemoryStorage(Storage):
         self._config[study_id] = copy.deepcopy(dict(config))
 
     # --- trials and events --------------------------------------------------------------------------------------
-    def record_ask(self, study_id: int, n: int, trials: Sequence[Trial]) -> None:
+    def record_ask(self, study_id: int, n: int, trials: Sequence[Trial], owner: str | None = None) -> None:
+        self._fence(study_id, owner)
         rows, events, keys = self._trials[study_id], self._events[study_id], self._keys[study_id]
         for t in trials:  # the same refusals as the SQL schema's unique constraints
             if t.number != len(rows) or t.arch.key in keys:
@@ -74,7 +78,8 @@ class MemoryStorage(Storage):
         events.append(("ask", n))
         events.extend(("tell", t.number) for t in trials if t.state != State.RUNNING)
 
-    def record_finish(self, study_id: int, trial: Trial) -> None:
+    def record_finish(self, study_id: int, trial: Trial, owner: str | None = None) -> None:
+        self._fence(study_id, owner)
         self._trials[study_id][trial.number] = _copy(trial)
         self._events[study_id].append(("tell", trial.number))
 
@@ -83,6 +88,27 @@ class MemoryStorage(Storage):
 
     def events(self, study_id: int) -> list[tuple[str, int]]:
         return list(self._events.get(study_id, []))
+
+    # --- the study's lease ----------------------------------------------------------------------------------------
+    def take_lease(self, study_id: int, owner: str, ttl_s: float, *, replace: str | None = None) -> Holder | None:
+        now = time.time()
+        held = self._leases.get(study_id)
+        if held is None or held[0] in (owner, replace) or held[1] < now:
+            self._leases[study_id] = (owner, now + ttl_s, ttl_s)
+            return None
+        return Holder(held[0], held[1])
+
+    def drop_lease(self, study_id: int, owner: str) -> None:
+        if self._leases.get(study_id, ("",))[0] == owner:
+            del self._leases[study_id]
+
+    def _fence(self, study_id: int, owner: str | None) -> None:
+        if owner is None:
+            return
+        held = self._leases.get(study_id)
+        if held is None or held[0] != owner:
+            raise LeaseLost(f"the lease of study #{study_id} in {self.url} is no longer held by this driver")
+        self._leases[study_id] = (owner, time.time() + held[2], held[2])
 
     # --- blobs --------------------------------------------------------------------------------------------------
     def put_blob(self, study_id: int, number: int, arch_key: str, name: str, data: bytes) -> None:
