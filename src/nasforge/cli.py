@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import NasforgeError
@@ -19,7 +20,6 @@ from .units import human
 app = typer.Typer(
     name="nasforge",
     help="Hardware-aware neural architecture search. Start with: nasforge search --help",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -83,6 +83,7 @@ def search(
     from .config import SearchConfig
 
     ev_cfg = _kv(evaluator_opt, "--evaluator-opt")
+    names = {**OPTION_NAMES, **{("evaluator_config", k): f"--evaluator-opt {k}" for k in ev_cfg}}
     if evaluator == "train":
         ev_cfg = {
             "epochs": epochs, "lr": lr, "momentum": momentum, "batch_size": batch_size, "val_size": val_size,
@@ -108,7 +109,19 @@ def search(
         threads=threads,
         cost_models=[{"name": "latency", "source": latency, **_kv(latency_opt, "--latency-opt")}] if latency else [],
     )
-    _run(cfg, quiet)
+    _run(cfg.validated(names), quiet)
+
+
+# how errors name a setting of ``search``: by the option that sets it (SearchConfig key path -> option)
+OPTION_NAMES = {
+    **{(k,): f"--{k.replace('_', '-')}" for k in ("study", "storage", "family", "dataset", "data_dir", "evaluator",
+                                                  "strategy", "artifacts", "budget", "seed", "workers", "threads")},
+    **{("evaluator_config", k): f"--{k.replace('_', '-')}" for k in ("epochs", "lr", "momentum", "batch_size",
+                                                                     "train_subset", "test_subset", "val_size")},
+    ("family_config",): "--family-opt", ("strategy_config",): "--strategy-opt",
+    ("evaluator_config",): "--evaluator-opt", ("constraints",): "--constraint", ("objectives",): "--objective",
+    ("cost_models",): "--latency-opt",
+}  # fmt: skip
 
 
 @app.command("run")
@@ -193,7 +206,7 @@ def _describer(study):
     try:
         return study.family().describe
     except NasforgeError as e:
-        console.print(f"note: showing archs as JSON: {e}", highlight=False, soft_wrap=True)
+        console.print(f"note: showing archs as JSON: {escape(str(e))}", highlight=False, soft_wrap=True)
         return lambda arch: arch.to_json()
 
 
@@ -350,31 +363,82 @@ def _mount_subcommands() -> None:
             app.add_typer(sub)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"nasforge {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Hardware-aware neural architecture search. Start with: nasforge search --help"""
+
+
+INTERRUPTED = "interrupted: finished trials are saved; rerun the same command to resume"
+
+
+def usage_line(e: typer.TyperException) -> str:
+    """One line for a usage error of the command-line framework (typer's own copy of click): what is wrong, with the
+    commands a group offers when none was given, and where its help is."""
+    msg = " ".join(e.format_message().split()).rstrip(".")
+    ctx = getattr(e, "ctx", None)
+    path = getattr(ctx, "command_path", "") or "nasforge"
+    cmd = getattr(ctx, "command", None)
+    if msg.startswith("Missing command") and hasattr(cmd, "list_commands"):
+        msg = f"{path} needs a command: one of {', '.join(cmd.list_commands(ctx))}"
+    return f"{msg[:1].lower()}{msg[1:]} (see '{path} --help')"
+
+
+def _bug_line() -> str:
+    try:  # a project URL from the installed metadata, when the package declares one
+        from importlib.metadata import metadata
+
+        urls = [u.split(",", 1)[-1].strip() for u in metadata("nasforge").get_all("Project-URL") or []]
+    except Exception:  # noqa: BLE001 - the bug line must never fail itself
+        urls = []
+    where = urls[0] if urls else "the nasforge issue tracker"
+    return f"nasforge bug: the error above is not caused by your input; please report it, with the command and the " \
+           f"traceback, to {where}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app and turns user errors into one line and an exit status."""
+    """Entry point: runs the app; every user error (a ``NasforgeError``, or a usage error of the command-line framework)
+    becomes one line on stderr and exit status 2; Ctrl-C prints how to resume (130); anything else is a bug, shown
+    with its traceback and a line that says so (1)."""
     try:
         _mount_subcommands()
-        rc = app(args=argv, standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
+        # standalone_mode=False: errors come back here instead of ending the process inside typer
+        rc = app(args=argv, prog_name="nasforge", standalone_mode=False)
+        if rc == 130:  # typer turns KeyboardInterrupt into Exit(130) before it reaches us; nothing else returns 130
+            raise KeyboardInterrupt
         if isinstance(rc, int) and rc:
             return rc
     except NasforgeError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(' '.join(str(e).split()))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        console.print("interrupted: finished trials are saved; rerun the same command to resume", highlight=False)
+        console.print(INTERRUPTED, highlight=False)
         return 130
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
-        console.print("aborted")
+        console.print("aborted", highlight=False)
         return 1
-    except Exception as e:  # click's usage errors
-        import click
+    except typer.TyperException as e:  # usage errors: no command, unknown option, --budget abc, a missing argument
+        console.print(f"[red]error:[/red] {escape(usage_line(e))}", highlight=False, soft_wrap=True)
+        return 2
+    except Exception:
+        import traceback
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+        traceback.print_exc()
+        console.print(escape(_bug_line()), highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ _BYTES = {"B": 1, "KB": 1e3, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 2**10, "MiB
 _TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_DIRECTIONS = ("maximize", "minimize", "max", "min")  # a direction alone names no metric
 _RE = re.compile(rf"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*({_NUM})\s*([A-Za-z]*)\s*$")
 
 
@@ -53,6 +54,11 @@ class Constraint:
         if isinstance(text, Constraint):
             return text
         m = _RE.match(str(text))
+        if not m and len(re.findall(r"<=|>=|<|>", str(text))) > 1:
+            raise ConstraintError(
+                f"constraint {text!r} holds several limits; give each one separately (repeat -c/--constraint, or "
+                "list them: constraints: [...])"
+            )
         if not m:
             raise ConstraintError(
                 f"cannot read constraint {text!r}; write it as metric<=number[unit], e.g. 'size<=0.05MiB', "
@@ -91,12 +97,18 @@ class Objective:
         if isinstance(text, Objective):
             return text
         t = str(text).strip()
+        if _several(t):
+            # 'a,b' is not read as two objectives: whether several are optimised, and how, is the strategy's to say
+            raise ConstraintError(
+                f"objective {text!r} names several metrics; give each one separately (repeat -o/--objective, or "
+                "list them: objectives: [...]) and use a multi-objective strategy such as nsga2"
+            )
         m = re.match(r"^(maximize|minimize|max|min)\s*[: ]\s*([A-Za-z_][A-Za-z0-9_]*)$", t)
         if m:
             d = "maximize" if m.group(1).startswith("max") else "minimize"
             return cls(m.group(2), d)
         m = re.match(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)$", t)
-        if m:
+        if m and m.group(2) not in _DIRECTIONS:
             return cls(m.group(2), "minimize" if m.group(1) == "-" else "maximize")
         raise ConstraintError(
             f"cannot read objective {text!r}; write 'maximize val_acc', 'minimize latency_ms' or '-lat_ms_fpga'"
@@ -112,3 +124,8 @@ class Objective:
 
     def __str__(self) -> str:
         return f"{self.direction} {self.metric}"
+
+
+def _several(text: str) -> bool:
+    """Whether objective ``text`` reads as a list (``a,b``, ``a;b``, ``a and b``) rather than one."""
+    return bool(re.search(r"[,;&]|\s(and|&&)\s", text))

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(
-    name="bench", help="Benchmark search strategies on tabular data (NAS-Bench-201).", no_args_is_help=True
-)
+app = typer.Typer(name="bench", help="Benchmark search strategies on tabular data (NAS-Bench-201).")
 
 
 @app.callback()
@@ -52,6 +50,7 @@ def nb201(
     """Mean ± std regret at each budget (or hypervolume ratio and true-front cells found), a plot and a JSON file."""
     import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..bench.runner import Contender, problem, render, run_benchmark, write
@@ -94,7 +93,7 @@ def nb201(
             )
         paths = write(result, out, data_dir=dd)
     except NasforgeError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(render(result))
     console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False)

@@ -11,10 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.",
-                  no_args_is_help=True)
-predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.",
-                            no_args_is_help=True)
+app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.")
+predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.")
 app.add_typer(predictor_app)
 
 FamilyOpt = Annotated[str, typer.Option(help="Search-space family (lenet, cell, mobilenet, ...).")]
