@@ -181,6 +181,38 @@ def _run(cfg, quiet: bool) -> None:
             f"no arch was tried: none that the strategy found meets {' and '.join(cfg.constraints) or 'the settings'}; "
             "relax the constraints (see `nasforge space` and the costs of `nasforge show --all`)"
         )
+    _no_result(study, family.describe)
+
+
+def _no_result(study, describe) -> None:
+    """A run that ends without a feasible complete trial exits non-zero, saying why: every evaluation failed (a
+    setting that breaks training), or no trial meets the constraints (naming the closest one)."""
+    from .trial import State
+
+    trials = study.trials()
+    if not trials or study.best() is not None:
+        return
+    done = [t for t in trials if t.state == State.COMPLETE]
+    failed = [t for t in trials if t.state == State.FAILED]
+    if failed and not done:
+        raise NasforgeError(
+            f"all {len(failed)} evaluated trials failed, the first with: {failed[0].error or 'no message'}; fix the "
+            "cause and run again under a new --study name (failed trials are recorded, not retried)"
+        )
+    cons = study.constraints()
+    pool = done or [t for t in trials if t.state == State.INFEASIBLE]
+    if not cons or not pool:
+        return
+
+    def distance(t) -> float:
+        return sum(c.violation(t.values) / max(abs(c.value), 1e-12) for c in cons)
+
+    near = min(pool, key=lambda t: (distance(t), t.number))
+    has = ", ".join(f"{c.metric}={human(c.metric, near.value(c.metric))}" for c in cons)
+    raise NasforgeError(
+        f"no trial of {len(trials)} meets {' and '.join(map(str, cons))}; the closest, trial {near.number} "
+        f"{describe(near.arch)}, has {has}: relax the constraints, or raise --budget to look further"
+    )
 
 
 def _summary(study, describe) -> None:
@@ -403,8 +435,8 @@ def _bug_line() -> str:
     except Exception:  # noqa: BLE001 - the bug line must never fail itself
         urls = []
     where = urls[0] if urls else "the nasforge issue tracker"
-    return f"nasforge bug: the error above is not caused by your input; please report it, with the command and the " \
-           f"traceback, to {where}"
+    return f"nasforge bug: an unexpected error (traceback above); please report it, with the command that caused it, " \
+           f"to {where}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -65,6 +66,8 @@ class SearchConfig:
     seed: int = 0
     workers: int = 1
     threads: int | None = None
+    # how errors name this config's settings (its file and lines, or its options); set when it is read or checked
+    where: ClassVar[Where | None] = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: Where | None = None) -> SearchConfig:
@@ -76,7 +79,9 @@ class SearchConfig:
                                 f"strategy, ...), not {type(data).__name__}")  # fmt: skip
         d = _expand(dict(data), where)
         _check(d, where)
-        return cls(**d)
+        cfg = cls(**d)
+        cfg.where = where
+        return cfg
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchConfig:
@@ -91,7 +96,8 @@ class SearchConfig:
 
     def validated(self, options: Mapping[tuple[str, ...], str] | None = None) -> SearchConfig:
         """This config, checked like a search file; ``options`` names settings by command-line option in errors."""
-        _check(asdict(self), Where(options=options or {}))
+        self.where = getattr(self, "where", None) or Where(options=options or {})
+        _check(asdict(self), self.where)
         return self
 
 
@@ -189,6 +195,20 @@ class Where:
     def fail(self, loc: tuple[Any, ...], what: str) -> NasforgeError:
         return NasforgeError(f"{self.prefix(loc)}{self.name(loc)} {what}")
 
+    @contextmanager
+    def within(self, loc: tuple[Any, ...]) -> Iterator[None]:
+        """Errors of what the section at ``loc`` builds (its family, strategy, ...) say where the section is."""
+        try:
+            yield
+        except NasforgeError as e:
+            if not self.prefix(loc):
+                raise
+            try:
+                located = type(e)(f"{self.prefix(loc)}{e}")
+            except TypeError:  # a subclass with another constructor
+                located = NasforgeError(f"{self.prefix(loc)}{e}")
+            raise located from None
+
 
 def _expand(d: dict[str, Any], where: Where) -> dict[str, Any]:
     """``family: {name: cell, L: 2}`` -> ``family: cell``, ``family_config: {L: 2}`` (a string stands alone); a single
@@ -225,8 +245,9 @@ def _reason(err: Mapping[str, Any]) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         return "is not a setting"
-    if kind == "invalid_key" or (err["loc"] and err["loc"][-1] == "[key]"):
-        return "has a key that is not text; keys are names such as epochs or population"
+    if kind in ("too_short", "string_too_short") and (err.get("ctx") or {}).get("min_length") == 1:
+        return "must not be empty" + ("; leave it out for the evaluator's default" if err["loc"] == ("objectives",)
+                                      else "")
     msg = re.sub(r"^\w+ should", "must", msg)
     got = err.get("input")
     return f"{msg[:1].lower()}{msg[1:]}, got {got!r}" if not isinstance(got, dict | list) else msg
@@ -235,6 +256,9 @@ def _reason(err: Mapping[str, Any]) -> str:
 def _raise(e: ValidationError, where: Where, base: tuple[str, ...] = ()) -> None:
     err = e.errors()[0]
     loc = base + tuple(x for x in err["loc"] if x != "[key]")
+    if err["type"] == "invalid_key" or err["loc"][-1:] == ("[key]",):
+        raise NasforgeError(f"{where.prefix(loc)}key {loc[-1]!r} is not text; settings and options are named by "
+                            "text such as budget or epochs") from None
     if err["type"] == "extra_forbidden" and not base:
         key = str(loc[0])
         near = difflib.get_close_matches(key, _KNOWN, n=1)
@@ -284,18 +308,23 @@ def build(cfg: SearchConfig):
     from .strategies import create_strategy
 
     # what the user wrote is read before anything is built or loaded, so a typo fails first and alone
-    cfg.validated()
-    family = create_family(cfg.family, **cfg.family_config)
+    where = cfg.validated().where
+    with where.within(("family",)):
+        family = create_family(cfg.family, **cfg.family_config)
     strat_cfg = dict(cfg.strategy_config)
     seed = strat_cfg.pop("seed", cfg.seed)
-    strategy = create_strategy(cfg.strategy, family.space, seed=seed, **strat_cfg)
+    with where.within(("strategy",)):
+        strategy = create_strategy(cfg.strategy, family.space, seed=seed, **strat_cfg)
     ev_cfg = dict(cfg.evaluator_config)
     if cfg.threads and cfg.workers <= 1 and cfg.evaluator == "train":
         ev_cfg.setdefault("threads", cfg.threads)
-    evaluator = create_evaluator(cfg.evaluator, family=family, dataset=cfg.dataset, data_dir=cfg.data_dir, **ev_cfg)
+    with where.within(("evaluator",)):
+        evaluator = create_evaluator(cfg.evaluator, family=family, dataset=cfg.dataset, data_dir=cfg.data_dir,
+                                     **ev_cfg)  # fmt: skip
     executor = create_executor(cfg.workers, cfg.threads or 1)
     task = (evaluator.task() or family.default_task) if cfg.cost_models else None  # from metadata: nothing loaded
-    cost_models = [_cost_model(family, task, spec) for spec in cfg.cost_models]
+    with where.within(("cost_models",)):
+        cost_models = [_cost_model(family, task, spec) for spec in cfg.cost_models]
     return family, strategy, evaluator, executor, cost_models
 
 
