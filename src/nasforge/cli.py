@@ -143,37 +143,46 @@ def _run(cfg, quiet: bool) -> None:
 
     family, strategy, evaluator, executor, cost_models = build(cfg)
     study = Study.open(cfg.study, cfg.storage)
-    before = len(study.trials())
+    before = study.trials()
     total = cfg.budget or family.space.size
-    if before:
-        console.print(f"resuming study [b]{cfg.study}[/b]: {before} trials recorded")
-    with Progress(
+    bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, disable=quiet, transient=False,
-    ) as bar:  # fmt: skip
-        search_task = bar.add_task("search", total=total, completed=sum(1 for t in study.trials() if t.finished_at))
-        train_task = bar.add_task("trial", total=1, visible=False)
+    )  # fmt: skip
+    search_task = bar.add_task("search", total=total, completed=sum(1 for t in before if t.finished_at))
+    train_task = bar.add_task("trial", total=1, visible=False)
+    shown: list[str] = []
 
-        shown: list[str] = []
+    def started() -> None:
+        # the bar (and the resume note) appear once the run is accepted: a refused run prints its error line alone
+        if not shown:
+            if before:
+                console.print(f"resuming study [b]{escape(cfg.study)}[/b]: {len(before)} trials recorded")
+            bar.start()
+            # the objectives are recorded once the run has started
+            shown.extend(dict.fromkeys([o.metric for o in study.objectives()] + ["val_acc", "test_acc"]))
 
-        def on_trial(t) -> None:
-            bar.advance(search_task)
-            bar.update(train_task, visible=False)
-            if t.state.value != "infeasible" and not quiet:
-                if not shown:  # the objectives are recorded once the run has started
-                    shown.extend(dict.fromkeys([o.metric for o in study.objectives()] + ["val_acc", "test_acc"]))
-                vals = " ".join(f"{k}={human(k, t.metrics[k])}" for k in shown if k in t.metrics)
-                msg = f"trial {t.number} {family.describe(t.arch)} {t.state.value} {vals} {t.error or ''}"
-                bar.console.print(msg.rstrip())
+    def on_trial(t) -> None:
+        started()
+        bar.advance(search_task)
+        bar.update(train_task, visible=False)
+        if t.state.value != "infeasible" and not quiet:
+            vals = " ".join(f"{k}={human(k, t.metrics[k])}" for k in shown if k in t.metrics)
+            msg = f"trial {t.number} {family.describe(t.arch)} {t.state.value} {vals} {t.error or ''}"
+            bar.console.print(escape(msg.rstrip()), highlight=False)
 
-        def progress(done: float, tot: float, label: str) -> None:
-            bar.update(train_task, completed=done, total=tot, description=f"  train {label}", visible=True)
+    def progress(done: float, tot: float, label: str) -> None:
+        started()
+        bar.update(train_task, completed=done, total=tot, description=f"  train {label}", visible=True)
 
+    try:
         study.run(
             family, strategy, evaluator, constraints=cfg.constraints, objectives=cfg.objectives, budget=cfg.budget,
             executor=executor, seed=cfg.seed, cost_models=cost_models, on_trial=on_trial, progress=progress,
             extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None, artifacts=cfg.artifacts,
         )  # fmt: skip
+    finally:
+        bar.stop()
     _summary(study, family.describe)
     if not study.trials() and (cfg.constraints or cfg.budget != 0):
         # nothing was ever proposed: every arch the strategy looked at broke a constraint it checks before training
