@@ -400,7 +400,8 @@ def _mount_subcommands() -> None:
     for mod in pkgutil.iter_modules(commands.__path__):
         m = importlib.import_module(f"{commands.__name__}.{mod.name}")
         sub = getattr(m, "app", None)
-        if isinstance(sub, typer.Typer):
+        # once: main() may run many times in one process (tests, notebooks), and each mount would add the group again
+        if isinstance(sub, typer.Typer) and all(g.typer_instance is not sub for g in app.registered_groups):
             app.add_typer(sub)
 
 

@@ -322,7 +322,8 @@ def build(cfg: SearchConfig):
         evaluator = create_evaluator(cfg.evaluator, family=family, dataset=cfg.dataset, data_dir=cfg.data_dir,
                                      **ev_cfg)  # fmt: skip
     executor = create_executor(cfg.workers, cfg.threads or 1)
-    task = (evaluator.task() or family.default_task) if cfg.cost_models else None  # from metadata: nothing loaded
+    with where.within(("dataset",)):  # a missing or unknown data set fails here, before the study is opened
+        task = evaluator.task() or family.default_task  # from metadata: nothing is loaded
     with where.within(("cost_models",)):
         cost_models = [_cost_model(family, task, spec) for spec in cfg.cost_models]
     return family, strategy, evaluator, executor, cost_models
