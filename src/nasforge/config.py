@@ -85,14 +85,25 @@ class SearchConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchConfig:
+        """The config a YAML (or JSON) search file describes."""
         from .textio import read_yaml
 
-        doc = read_yaml(path, "search file")
+        return cls._from_document(read_yaml(path, "search file"), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, name: str = "<text>") -> SearchConfig:
+        """The config a search file's text describes; ``name`` stands for the file in errors."""
+        from .textio import parse_yaml
+
+        return cls._from_document(parse_yaml(text, f"search file {name}"), name)
+
+    @classmethod
+    def _from_document(cls, doc: Any, name: str) -> SearchConfig:
         if doc.data is None or doc.data == {}:
             # an empty file once meant "all defaults": a 729-arch training nobody asked for
-            raise NasforgeError(f"search file {path} sets nothing; write at least the study and the family, e.g. "
+            raise NasforgeError(f"search file {name} sets nothing; write at least the study and the family, e.g. "
                                 "'study: practice' and 'family: lenet' (see `nasforge search --help` for the rest)")
-        return cls.from_dict(doc.data, Where(file=str(path), doc=doc))
+        return cls.from_dict(doc.data, Where(file=name, doc=doc))
 
     def validated(self, options: Mapping[tuple[str, ...], str] | None = None) -> SearchConfig:
         """This config, checked like a search file; ``options`` names settings by command-line option in errors."""

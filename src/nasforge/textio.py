@@ -67,6 +67,8 @@ def _describe(e: Exception) -> str:
         what = " ".join(x for x in (e.context, e.problem) if x) or type(e).__name__
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         return " ".join(f"{where}{what}".split())
+    if isinstance(e, yaml.reader.ReaderError):
+        return f"character U+{e.character:04X} at position {e.position} is not allowed in YAML"
     if isinstance(e, RecursionError):
         return "it is nested too deeply"
     return " ".join(str(e).split()) or type(e).__name__
@@ -99,8 +101,9 @@ def _walk(node: yaml.Node, path: tuple[str, ...], lines: dict, sizes: dict[int, 
 
 def parse_yaml(text: str, what: str, error: type[NasforgeError] = NasforgeError) -> Document:
     """The data in YAML or JSON ``text`` (JSON is a subset of YAML) with its lines; ``what`` names it in errors."""
-    loader = _UniqueKeyLoader(text)
+    loader = None
     try:
+        loader = _UniqueKeyLoader(text)  # reads the text at once: it may refuse a control character already
         node = loader.get_single_node()
         lines: dict[tuple[str, ...], int] = {}
         if node is not None:
@@ -112,7 +115,8 @@ def parse_yaml(text: str, what: str, error: type[NasforgeError] = NasforgeError)
         # ValueError: PyYAML builds dates and numbers with Python constructors (2001-13-01, !!int x)
         raise error(f"{what} is not valid YAML/JSON: {_describe(e)}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Document(data, lines)
 
 
