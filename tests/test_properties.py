@@ -10,11 +10,15 @@ records how many ran per parser).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import string
+from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,13 +39,29 @@ def one_line(e: NasforgeError) -> None:
     assert msg and "\n" not in msg and "\r" not in msg, repr(msg)
 
 
-def outcome(parse, value):
+# examples per reader: accepted (a valid object) and refused (a one-line error); written as JSON to the file that
+# NASFORGE_HYPOTHESIS_TALLY names, for benchmarks/bad_inputs.py
+TALLY: dict[str, Counter] = defaultdict(Counter)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_tally():
+    yield
+    path = os.environ.get("NASFORGE_HYPOTHESIS_TALLY")
+    if path:
+        Path(path).write_text(json.dumps({k: dict(v) for k, v in TALLY.items()}, indent=1))
+
+
+def outcome(parse, value, reader: str):
     """``parse(value)``, or None after checking that the refusal is one line."""
     try:
-        return parse(value)
+        got = parse(value)
     except NasforgeError as e:
         one_line(e)
+        TALLY[reader]["refused"] += 1
         return None
+    TALLY[reader]["accepted"] += 1
+    return got
 
 
 # --- inputs -----------------------------------------------------------------------------------------------------------
@@ -65,9 +85,9 @@ texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40
 
 # --- constraints --------------------------------------------------------------------------------------------------
 @SETTINGS
-@given(st.one_of(constraint_like, texts, json_values))
+@given(st.one_of(constraint_like, constraint_like.map(str.strip), texts, json_values))
 def test_constraint_reader(text):
-    c = outcome(Constraint.parse, text)
+    c = outcome(Constraint.parse, text, "constraint")
     if c is not None:
         assert c.op in ("<=", ">=", "<", ">") and math.isfinite(c.value)
         assert Constraint.parse(c.text) == c  # its text reads back to itself
@@ -86,7 +106,7 @@ def test_constraint_units_against_the_table(name, op, number, unit):
               "percent": {"": 1, "%": 1}, "uJ": {"": 1, "uJ": 1, "mJ": 1e3, "J": 1e6}}  # fmt: skip
     count = {"": 1, "K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
     table = scales.get(metric_unit(name), count)
-    c = outcome(Constraint.parse, f"{name}{op}{number!r}{unit}")
+    c = outcome(Constraint.parse, f"{name}{op}{number!r}{unit}", "constraint units")
     if unit in table:
         assert c is not None and c.metric == name and c.op == op
         assert math.isclose(c.value, number * table[unit], rel_tol=1e-12)
@@ -98,7 +118,7 @@ def test_constraint_units_against_the_table(name, op, number, unit):
 @SETTINGS
 @given(st.one_of(objective_like, texts, json_values))
 def test_objective_reader(text):
-    o = outcome(Objective.parse, text)
+    o = outcome(Objective.parse, text, "objective")
     if o is not None:
         assert o.direction in ("maximize", "minimize") and o.metric.isidentifier()
         assert o.metric not in ("maximize", "minimize", "max", "min")
@@ -108,12 +128,18 @@ def test_objective_reader(text):
 # --- spaces ---------------------------------------------------------------------------------------------------------
 space_like = st.dictionaries(st.text(max_size=6) | st.integers(), st.lists(json_scalars, max_size=5) | json_values,
                              max_size=4)  # fmt: skip
+# mostly valid: names to short lists of distinct scalars (an empty list, a NaN or a repeat here and there)
+choices = st.lists(st.integers(-3, 300) | st.sampled_from(["conv3", "skip", "none"]) | st.booleans()
+                   | st.floats(0, 2, allow_nan=False), min_size=1, max_size=4, unique_by=lambda v: (type(v), v))
+space_valid = st.dictionaries(st.text(string.ascii_lowercase + "_", min_size=1, max_size=6), choices, min_size=1,
+                              max_size=5)  # fmt: skip
 
 
 @SETTINGS
-@given(st.one_of(space_like, space_like.map(lambda d: {"dims": d}), json_values))
+@given(st.one_of(space_like, space_like.map(lambda d: {"dims": d}), json_values, space_valid,
+                 space_valid.map(lambda d: {"dims": d})))
 def test_space_reader(data):
-    sp = outcome(Space.from_dict, data)
+    sp = outcome(Space.from_dict, data, "space")
     if sp is not None:
         assert sp.size == math.prod(len(c) for c in sp.dims.values()) and sp.size >= 1
         assert Space.from_dict(sp.to_dict()) == sp
@@ -132,6 +158,21 @@ values = st.one_of(json_values, st.integers(-3, 3), st.sampled_from(["lenet", "t
 sections = st.dictionaries(st.sampled_from(SETTING_KEYS), values, max_size=4)
 search_like = st.dictionaries(st.sampled_from(KEYS), st.one_of(values, sections, st.lists(values, max_size=3)),
                               max_size=6)  # fmt: skip
+# mostly valid files: the right keys with values of the right kind, each near its range's edge
+train = st.fixed_dictionaries({"name": st.just("train")}, optional={
+    "epochs": st.integers(-1, 3), "lr": st.floats(-0.1, 1) | st.just(0), "batch_size": st.integers(-1, 64),
+    "momentum": st.floats(-0.5, 1.5), "val_size": st.integers(-1, 10), "train_subset": st.none() | st.integers(0, 9),
+    "dataset": st.just("mnist"), "colour": st.just("red")})
+search_valid = st.fixed_dictionaries({"study": st.sampled_from(["s", "a-b", "", "x y"])}, optional={
+    "family": st.sampled_from(["lenet", "cell", {"name": "cell", "L": 2}, {"L": 2}]),
+    "strategy": st.sampled_from(["grid", "random", {"name": "evolution", "population": 4},
+                                 {"name": "random", "seed": -1}, {"name": "nsga2", "space": 1}]),
+    "evaluator": st.sampled_from(["train", "table"]) | train,
+    "constraints": st.lists(constraint_like, max_size=2) | constraint_like,
+    "objectives": st.lists(objective_like, max_size=2), "budget": st.none() | st.integers(-2, 5),
+    "seed": st.integers(-1, 3), "workers": st.integers(0, 3), "threads": st.none() | st.integers(-1, 2),
+    "cost_models": st.lists(st.sampled_from([{"name": "latency", "source": "lut"}, {"source": "lut"}]), max_size=1),
+})  # fmt: skip
 
 
 def _yaml(data) -> str:
@@ -160,16 +201,16 @@ def check_search_config(cfg: SearchConfig) -> None:
 @SETTINGS
 @given(st.one_of(search_like.map(_yaml), texts, st.text(alphabet=string.printable, max_size=80)))
 def test_search_file_reader(text):
-    cfg = outcome(SearchConfig.from_text, text)
+    cfg = outcome(SearchConfig.from_text, text, "search file (text)")
     if cfg is not None:
         check_search_config(cfg)
 
 
 @SETTINGS
-@given(search_like)
+@given(st.one_of(search_like, search_valid))
 def test_search_file_reader_on_structured_settings(data):
     """Settings as a search file holds them (maps, lists, numbers of every type), read through the same schema."""
-    cfg = outcome(lambda d: SearchConfig.from_text(_yaml(d), "s.yaml"), data)
+    cfg = outcome(lambda d: SearchConfig.from_text(_yaml(d), "s.yaml"), data, "search file (settings)")
     if cfg is not None:
         check_search_config(cfg)
 
@@ -177,15 +218,20 @@ def test_search_file_reader_on_structured_settings(data):
 @SETTINGS
 @given(texts)
 def test_yaml_reader(text):
-    doc = outcome(lambda t: parse_yaml(t, "file"), text)
+    doc = outcome(lambda t: parse_yaml(t, "file"), text, "yaml")
     if doc is not None:
         assert all(isinstance(v, int) and v >= 1 for v in doc.lines.values())
 
 
+kv_like = st.builds(lambda k, eq, v: f"{k}{eq}{v}", st.sampled_from(["epochs", " lr ", "", "a b", "population"]),
+                    st.sampled_from(["=", "==", ":", ""]), st.sampled_from(["3", "0.1", "[1, 2]", "true", "x=y", "",
+                                                                            "NaN", "{", '"s"']))  # fmt: skip
+
+
 @SETTINGS
-@given(st.lists(texts, max_size=4))
+@given(st.lists(texts | kv_like, max_size=4))
 def test_key_value_reader(items):
-    kv = outcome(lambda i: parse_kv(i, "--strategy-opt"), items)
+    kv = outcome(lambda i: parse_kv(i, "--strategy-opt"), items, "key=value")
     if kv is not None:
         assert len(kv) == len(items) and all(k and k == k.strip() for k in kv)
 
