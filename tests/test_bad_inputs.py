@@ -11,6 +11,7 @@ only a real process shows: a usage error (so that a dependency change in the com
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -179,6 +180,21 @@ CASES: list[Case] = [
     Case("names", "export unknown trial", ("export", "base", "{tmp}/out", "--trial", "99", "--storage", "{db}"),
          "study 'base' has no trial 99"),
     Case("names", "space of unknown family", ("space", "nope"), "unknown family 'nope'"),
+    Case("names", "sort by unknown metric", ("show", "base", "--storage", "{db}", "--sort", "vall_acc"),
+         "--sort 'vall_acc': no trial of study 'base' has that metric"),
+    Case("values", "show a negative number of rows", ("show", "base", "--storage", "{db}", "--limit", "-1"),
+         "invalid value for '--limit'"),
+    Case("values", "latency table of no archs", ("latency", "lut", "--archs", "0", "--out", "{tmp}/l.json"),
+         "invalid value for '--archs'"),
+    Case("values", "predictor trained on one arch", ("latency", "predictor", "train", "--n-train", "1"),
+         "invalid value for '--n-train': Input should be greater than or equal to 5"),
+    Case("values", "no timed repeats", ("latency", "measure", "--family", "lenet", "--random", "1", "--repeats", "0"),
+         "invalid value for '--repeats'"),
+    Case("values", "no benchmark seeds", ("bench", "nb201", "--seeds", "0"), "--seeds and --budget must be at least 1"),
+    Case("names", "export onto a file", ("best", "base", "--storage", "{db}", "--export", "{tmp}/notes.txt"),
+         "cannot write {tmp}/notes.txt: File exists"),
+    Case("names", "report into a missing place", ("report", "base", "--storage", "{db}", "--out", "/proc/r.html"),
+         "cannot write /proc/r.html"),
     # --- storage, as far as the command line reaches it -----------------------------------------------------------
     Case("storage", "resume with other settings", ("search", "--strategy", "random", "--budget", "2", *QUICK,
          "--epochs", "3", "--study", "base", "--storage", "{db}", "-q"), "study 'base' was created with"),
@@ -234,6 +250,9 @@ def prepare(case: Case, base: Path, tmp: Path) -> tuple[list[str], Path]:
     """The case's argv with its placeholders filled, against a fresh copy of the base database in ``tmp``."""
     db = tmp / "case.db"
     _copy(base, db)
+    arts = base.parent / "base_artifacts"  # the study records its artifact folder relative to the database's
+    if arts.is_dir() and not (tmp / arts.name).exists():
+        shutil.copytree(arts, tmp / arts.name)
     (tmp / "notes.txt").write_text("not a database\n")
     fill = {"db": f"sqlite:///{db}", "tmp": str(tmp), "yaml": str(tmp / "search.yaml")}
     if case.yaml is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -279,13 +281,17 @@ def show(
     name: StudyArg,
     storage: StorageOpt = DEFAULT_URL,
     show_all: Annotated[bool, typer.Option("--all", help="Include infeasible archs.")] = False,
-    limit: Annotated[int | None, typer.Option(help="Show at most N rows.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most N rows.")] = None,
     sort: Annotated[str | None, typer.Option(help="Sort by this metric (default: the first objective).")] = None,
 ) -> None:
     """Table of a study's trials: arch, params, MACs, size, accuracy, state, time."""
     from .study import Study
 
     study = Study.open(name, storage, create=False)
+    known = sorted({k for t in study.trials() for k in t.values})
+    if sort is not None and known and sort not in known:
+        raise NasforgeError(f"--sort {sort!r}: no trial of study {name!r} has that metric; sort by one of: "
+                            f"{', '.join(known)}")  # fmt: skip
     _table(study, _describer(study), limit=limit, show_all=show_all, sort=sort)
 
 
@@ -336,9 +342,21 @@ def export_cmd(
 def _export(study, trial, out_dir: Path) -> None:
     from .export import export_trial
 
-    info = export_trial(study, trial, out_dir)
+    with _writing(out_dir):
+        info = export_trial(study, trial, out_dir)
     out.print(f"exported trial {trial.number} to {out_dir}: " + ", ".join(info["files"].values()) +
               (f" (ONNX vs torch max |diff| {info['onnx_max_abs_diff']:.2e})" if "onnx_max_abs_diff" in info else ""))
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A file or folder that cannot be written where the user asked (no such folder, a file in the way, no
+    permission, a full disk) is the user's to mend: one line, not a traceback."""
+    try:
+        yield
+    except OSError as e:
+        where = e.filename or path
+        raise NasforgeError(f"cannot write {where}: {e.strerror or e}; choose another place") from None
 
 
 @app.command()
@@ -352,7 +370,8 @@ def report(
     from .study import Study
 
     study = Study.open(name, storage, create=False)
-    p = write_report(study, out_path, describe=_describer(study))
+    with _writing(out_path):
+        p = write_report(study, out_path, describe=_describer(study))
     out.print(f"report written to {p}")
 
 

@@ -42,7 +42,7 @@ def nb201(
     ),
     constraint: list[str] = typer.Option([], "--constraint", "-c", help="limit on a column, e.g. 'lat_ms_fpga<=3'"),
     peers: str = typer.Option("", help="peers on the same seeds: random, tpe, optuna-nsga2 (comma-separated)"),
-    peer_seeds: int | None = typer.Option(None, help="run the Optuna peers on only the first N seeds (they are slow)"),
+    peer_seeds: int | None = typer.Option(None, min=1, help="run the Optuna peers on only the first N seeds (slow)"),
     budgets: str | None = typer.Option(None, help="checkpoints, e.g. '25,50,100,200,300' (default depends on mode)"),
     out: Path = typer.Option(Path("nb201-bench"), help="folder for nb201.json and nb201.png"),
     data_dir: Path | None = typer.Option(None, help="folder that holds nb201/ (default: NASFORGE_DATA, ...)"),
