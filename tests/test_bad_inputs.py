@@ -143,6 +143,7 @@ CASES: list[Case] = [
     yaml_case("cost model without name", GOOD + "cost_models: [{source: lut}]\n", "cost_models.0 needs a name"),
     yaml_case("too deep", GOOD + "x: " + "[" * 1000 + "]" * 1000 + "\n", "it is nested too deeply"),
     Case("yaml", "missing file", ("run", "{tmp}/none.yaml"), "search file {tmp}/none.yaml does not exist"),
+    Case("yaml", "not text", ("run", "{tmp}/binary.yaml"), "is not UTF-8 text"),
     Case("yaml", "a folder", ("run", "{tmp}"), "is a folder; give the path of a YAML or JSON file"),
     # --- constraints and objectives ------------------------------------------------------------------------------
     Case("constraints", "unreadable limit", search("-c", "size<=abc"), "cannot read constraint 'size<=abc'"),
@@ -254,6 +255,7 @@ def prepare(case: Case, base: Path, tmp: Path) -> tuple[list[str], Path]:
     if arts.is_dir() and not (tmp / arts.name).exists():
         shutil.copytree(arts, tmp / arts.name)
     (tmp / "notes.txt").write_text("not a database\n")
+    (tmp / "binary.yaml").write_bytes(b"\xff\xfe\x00study: x\n")
     fill = {"db": f"sqlite:///{db}", "tmp": str(tmp), "yaml": str(tmp / "search.yaml")}
     if case.yaml is not None:
         (tmp / "search.yaml").write_text(case.yaml.replace("{db}", fill["db"]).replace("{tmp}", fill["tmp"]))
@@ -345,6 +347,34 @@ def test_refused_run_leaves_no_trace_and_the_corrected_command_works(bad, good, 
     assert main([*common, *good]) == 0, capsys.readouterr().err
     s = Study.open("again", f"sqlite:///{db}", create=False)
     assert [t.state for t in s.trials()] == [State.COMPLETE]
+
+
+# --- an accepted run that ends without a result exits non-zero, saying why --------------------------------------------
+def test_every_trial_failing_is_an_error_naming_the_cause(base_db, tmp_path, capsys):
+    base, _ = base_db
+    db = tmp_path / "case.db"
+    _copy(base, db)
+    rc = main(["search", "--strategy", "random", "--budget", "2", *QUICK, "--lr", "1e6", "--batch-size", "8", "--study", "diverge",
+               "--storage", f"sqlite:///{db}", "-q"])  # fmt: skip
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: all 2 evaluated trials failed, the first with: training loss exploded")
+
+
+def test_nothing_meeting_a_measured_constraint_is_an_error_naming_the_closest_trial(base_db, tmp_path, capsys):
+    from nasforge.study import Study
+
+    base, _ = base_db
+    db = tmp_path / "case.db"
+    _copy(base, db)
+    rc = main(["search", "--strategy", "random", "--budget", "2", *QUICK, "-c", "val_acc>=101", "--study", "high",
+               "--storage", f"sqlite:///{db}", "-q"])  # fmt: skip
+    lines = error_lines(capsys.readouterr().err)
+    trials = Study.open("high", f"sqlite:///{db}", create=False).trials()
+    best = max(trials, key=lambda t: (t.metrics["val_acc"], -t.number))  # the closest to the limit
+    assert rc == 2 and len(lines) == 1 and len(trials) == 2, lines
+    assert lines[0].startswith(f"error: no trial of 2 meets val_acc>=101; the closest, trial {best.number} ")
+    assert f"has val_acc={best.metrics['val_acc']:.2f}" in lines[0]
 
 
 # --- what only a real process shows -----------------------------------------------------------------------------------
