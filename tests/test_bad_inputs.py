@@ -354,8 +354,8 @@ def test_every_trial_failing_is_an_error_naming_the_cause(base_db, tmp_path, cap
     base, _ = base_db
     db = tmp_path / "case.db"
     _copy(base, db)
-    rc = main(["search", "--strategy", "random", "--budget", "2", *QUICK, "--lr", "1e6", "--batch-size", "8", "--study", "diverge",
-               "--storage", f"sqlite:///{db}", "-q"])  # fmt: skip
+    rc = main(["search", "--strategy", "random", "--budget", "2", *QUICK, "--lr", "1e6", "--batch-size", "8",
+               "--study", "diverge", "--storage", f"sqlite:///{db}", "-q"])  # fmt: skip
     lines = error_lines(capsys.readouterr().err)
     assert rc == 2 and len(lines) == 1, lines
     assert lines[0].startswith("error: all 2 evaluated trials failed, the first with: training loss exploded")
