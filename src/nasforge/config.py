@@ -107,7 +107,7 @@ class SearchConfig:
 
     def validated(self, options: Mapping[tuple[str, ...], str] | None = None) -> SearchConfig:
         """This config, checked like a search file; ``options`` names settings by command-line option in errors."""
-        self.where = getattr(self, "where", None) or Where(options=options or {})
+        self.where = self.where or Where(options=options)  # without options: by key path, as in a file
         _check(asdict(self), self.where)
         return self
 
