@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import NasforgeError
@@ -19,7 +22,6 @@ from .units import human
 app = typer.Typer(
     name="nasforge",
     help="Hardware-aware neural architecture search. Start with: nasforge search --help",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -83,6 +85,7 @@ def search(
     from .config import SearchConfig
 
     ev_cfg = _kv(evaluator_opt, "--evaluator-opt")
+    names = {**OPTION_NAMES, **{("evaluator_config", k): f"--evaluator-opt {k}" for k in ev_cfg}}
     if evaluator == "train":
         ev_cfg = {
             "epochs": epochs, "lr": lr, "momentum": momentum, "batch_size": batch_size, "val_size": val_size,
@@ -108,7 +111,19 @@ def search(
         threads=threads,
         cost_models=[{"name": "latency", "source": latency, **_kv(latency_opt, "--latency-opt")}] if latency else [],
     )
-    _run(cfg, quiet)
+    _run(cfg.validated(names), quiet)
+
+
+# how errors name a setting of ``search``: by the option that sets it (SearchConfig key path -> option)
+OPTION_NAMES = {
+    **{(k,): f"--{k.replace('_', '-')}" for k in ("study", "storage", "family", "dataset", "data_dir", "evaluator",
+                                                  "strategy", "artifacts", "budget", "seed", "workers", "threads")},
+    **{("evaluator_config", k): f"--{k.replace('_', '-')}" for k in ("epochs", "lr", "momentum", "batch_size",
+                                                                     "train_subset", "test_subset", "val_size")},
+    ("family_config",): "--family-opt", ("strategy_config",): "--strategy-opt",
+    ("evaluator_config",): "--evaluator-opt", ("constraints",): "--constraint", ("objectives",): "--objective",
+    ("cost_models",): "--latency-opt",
+}  # fmt: skip
 
 
 @app.command("run")
@@ -130,37 +145,46 @@ def _run(cfg, quiet: bool) -> None:
 
     family, strategy, evaluator, executor, cost_models = build(cfg)
     study = Study.open(cfg.study, cfg.storage)
-    before = len(study.trials())
+    before = study.trials()
     total = cfg.budget or family.space.size
-    if before:
-        console.print(f"resuming study [b]{cfg.study}[/b]: {before} trials recorded")
-    with Progress(
+    bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, disable=quiet, transient=False,
-    ) as bar:  # fmt: skip
-        search_task = bar.add_task("search", total=total, completed=sum(1 for t in study.trials() if t.finished_at))
-        train_task = bar.add_task("trial", total=1, visible=False)
+    )  # fmt: skip
+    search_task = bar.add_task("search", total=total, completed=sum(1 for t in before if t.finished_at))
+    train_task = bar.add_task("trial", total=1, visible=False)
+    shown: list[str] = []
 
-        shown: list[str] = []
+    def started() -> None:
+        # the bar (and the resume note) appear once the run is accepted: a refused run prints its error line alone
+        if not shown:
+            if before:
+                console.print(f"resuming study [b]{escape(cfg.study)}[/b]: {len(before)} trials recorded")
+            bar.start()
+            # the objectives are recorded once the run has started
+            shown.extend(dict.fromkeys([o.metric for o in study.objectives()] + ["val_acc", "test_acc"]))
 
-        def on_trial(t) -> None:
-            bar.advance(search_task)
-            bar.update(train_task, visible=False)
-            if t.state.value != "infeasible" and not quiet:
-                if not shown:  # the objectives are recorded once the run has started
-                    shown.extend(dict.fromkeys([o.metric for o in study.objectives()] + ["val_acc", "test_acc"]))
-                vals = " ".join(f"{k}={human(k, t.metrics[k])}" for k in shown if k in t.metrics)
-                msg = f"trial {t.number} {family.describe(t.arch)} {t.state.value} {vals} {t.error or ''}"
-                bar.console.print(msg.rstrip())
+    def on_trial(t) -> None:
+        started()
+        bar.advance(search_task)
+        bar.update(train_task, visible=False)
+        if t.state.value != "infeasible" and not quiet:
+            vals = " ".join(f"{k}={human(k, t.metrics[k])}" for k in shown if k in t.metrics)
+            msg = f"trial {t.number} {family.describe(t.arch)} {t.state.value} {vals} {t.error or ''}"
+            bar.console.print(escape(msg.rstrip()), highlight=False)
 
-        def progress(done: float, tot: float, label: str) -> None:
-            bar.update(train_task, completed=done, total=tot, description=f"  train {label}", visible=True)
+    def progress(done: float, tot: float, label: str) -> None:
+        started()
+        bar.update(train_task, completed=done, total=tot, description=f"  train {label}", visible=True)
 
+    try:
         study.run(
             family, strategy, evaluator, constraints=cfg.constraints, objectives=cfg.objectives, budget=cfg.budget,
             executor=executor, seed=cfg.seed, cost_models=cost_models, on_trial=on_trial, progress=progress,
             extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None, artifacts=cfg.artifacts,
         )  # fmt: skip
+    finally:
+        bar.stop()
     _summary(study, family.describe)
     if not study.trials() and (cfg.constraints or cfg.budget != 0):
         # nothing was ever proposed: every arch the strategy looked at broke a constraint it checks before training
@@ -168,6 +192,38 @@ def _run(cfg, quiet: bool) -> None:
             f"no arch was tried: none that the strategy found meets {' and '.join(cfg.constraints) or 'the settings'}; "
             "relax the constraints (see `nasforge space` and the costs of `nasforge show --all`)"
         )
+    _no_result(study, family.describe)
+
+
+def _no_result(study, describe) -> None:
+    """A run that ends without a feasible complete trial exits non-zero, saying why: every evaluation failed (a
+    setting that breaks training), or no trial meets the constraints (naming the closest one)."""
+    from .trial import State
+
+    trials = study.trials()
+    if not trials or study.best() is not None:
+        return
+    done = [t for t in trials if t.state == State.COMPLETE]
+    failed = [t for t in trials if t.state == State.FAILED]
+    if failed and not done:
+        raise NasforgeError(
+            f"all {len(failed)} evaluated trials failed, the first with: {failed[0].error or 'no message'}; fix the "
+            "cause and run again under a new --study name (failed trials are recorded, not retried)"
+        )
+    cons = study.constraints()
+    pool = done or [t for t in trials if t.state == State.INFEASIBLE]
+    if not cons or not pool:
+        return
+
+    def distance(t) -> float:
+        return sum(c.violation(t.values) / max(abs(c.value), 1e-12) for c in cons)
+
+    near = min(pool, key=lambda t: (distance(t), t.number))
+    has = ", ".join(f"{c.metric}={human(c.metric, near.value(c.metric))}" for c in cons)
+    raise NasforgeError(
+        f"no trial of {len(trials)} meets {' and '.join(map(str, cons))}; the closest, trial {near.number} "
+        f"{describe(near.arch)}, has {has}: relax the constraints, or raise --budget to look further"
+    )
 
 
 def _summary(study, describe) -> None:
@@ -193,7 +249,7 @@ def _describer(study):
     try:
         return study.family().describe
     except NasforgeError as e:
-        console.print(f"note: showing archs as JSON: {e}", highlight=False, soft_wrap=True)
+        console.print(f"note: showing archs as JSON: {escape(str(e))}", highlight=False, soft_wrap=True)
         return lambda arch: arch.to_json()
 
 
@@ -225,13 +281,17 @@ def show(
     name: StudyArg,
     storage: StorageOpt = DEFAULT_URL,
     show_all: Annotated[bool, typer.Option("--all", help="Include infeasible archs.")] = False,
-    limit: Annotated[int | None, typer.Option(help="Show at most N rows.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most N rows.")] = None,
     sort: Annotated[str | None, typer.Option(help="Sort by this metric (default: the first objective).")] = None,
 ) -> None:
     """Table of a study's trials: arch, params, MACs, size, accuracy, state, time."""
     from .study import Study
 
     study = Study.open(name, storage, create=False)
+    known = sorted({k for t in study.trials() for k in t.values})
+    if sort is not None and known and sort not in known:
+        raise NasforgeError(f"--sort {sort!r}: no trial of study {name!r} has that metric; sort by one of: "
+                            f"{', '.join(known)}")  # fmt: skip
     _table(study, _describer(study), limit=limit, show_all=show_all, sort=sort)
 
 
@@ -282,9 +342,21 @@ def export_cmd(
 def _export(study, trial, out_dir: Path) -> None:
     from .export import export_trial
 
-    info = export_trial(study, trial, out_dir)
+    with _writing(out_dir):
+        info = export_trial(study, trial, out_dir)
     out.print(f"exported trial {trial.number} to {out_dir}: " + ", ".join(info["files"].values()) +
               (f" (ONNX vs torch max |diff| {info['onnx_max_abs_diff']:.2e})" if "onnx_max_abs_diff" in info else ""))
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A file or folder that cannot be written where the user asked (no such folder, a file in the way, no
+    permission, a full disk) is the user's to mend: one line, not a traceback."""
+    try:
+        yield
+    except OSError as e:
+        where = e.filename or path
+        raise NasforgeError(f"cannot write {where}: {e.strerror or e}; choose another place") from None
 
 
 @app.command()
@@ -298,7 +370,8 @@ def report(
     from .study import Study
 
     study = Study.open(name, storage, create=False)
-    p = write_report(study, out_path, describe=_describer(study))
+    with _writing(out_path):
+        p = write_report(study, out_path, describe=_describer(study))
     out.print(f"report written to {p}")
 
 
@@ -346,35 +419,87 @@ def _mount_subcommands() -> None:
     for mod in pkgutil.iter_modules(commands.__path__):
         m = importlib.import_module(f"{commands.__name__}.{mod.name}")
         sub = getattr(m, "app", None)
-        if isinstance(sub, typer.Typer):
+        # once: main() may run many times in one process (tests, notebooks), and each mount would add the group again
+        if isinstance(sub, typer.Typer) and all(g.typer_instance is not sub for g in app.registered_groups):
             app.add_typer(sub)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"nasforge {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Hardware-aware neural architecture search. Start with: nasforge search --help"""
+
+
+INTERRUPTED = "interrupted: finished trials are saved; rerun the same command to resume"
+
+
+def usage_line(e: typer.TyperException) -> str:
+    """One line for a usage error of the command-line framework (typer's own copy of click): what is wrong, with the
+    commands a group offers when none was given, and where its help is."""
+    msg = " ".join(e.format_message().split()).rstrip(".")
+    ctx = getattr(e, "ctx", None)
+    path = getattr(ctx, "command_path", "") or "nasforge"
+    cmd = getattr(ctx, "command", None)
+    if msg.startswith("Missing command") and hasattr(cmd, "list_commands"):
+        msg = f"{path} needs a command: one of {', '.join(cmd.list_commands(ctx))}"
+    return f"{msg[:1].lower()}{msg[1:]} (see '{path} --help')"
+
+
+def _bug_line() -> str:
+    try:  # a project URL from the installed metadata, when the package declares one
+        from importlib.metadata import metadata
+
+        urls = [u.split(",", 1)[-1].strip() for u in metadata("nasforge").get_all("Project-URL") or []]
+    except Exception:  # noqa: BLE001 - the bug line must never fail itself
+        urls = []
+    where = urls[0] if urls else "the nasforge issue tracker"
+    return f"nasforge bug: an unexpected error (traceback above); please report it, with the command that caused it, " \
+           f"to {where}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app and turns user errors into one line and an exit status."""
+    """Entry point: runs the app; every user error (a ``NasforgeError``, or a usage error of the command-line framework)
+    becomes one line on stderr and exit status 2; Ctrl-C prints how to resume (130); anything else is a bug, shown
+    with its traceback and a line that says so (1)."""
     try:
         _mount_subcommands()
-        rc = app(args=argv, standalone_mode=False)  # a command's typer.Exit(code) comes back as its return value
+        # standalone_mode=False: errors come back here instead of ending the process inside typer
+        rc = app(args=argv, prog_name="nasforge", standalone_mode=False)
+        if rc == 130:  # typer turns KeyboardInterrupt into Exit(130) before it reaches us; nothing else returns 130
+            raise KeyboardInterrupt
         if isinstance(rc, int) and rc:
             return rc
     except NasforgeError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(' '.join(str(e).split()))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        console.print("interrupted: finished trials are saved; rerun the same command to resume", highlight=False)
+        console.print(INTERRUPTED, highlight=False)
         return 130
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
-        console.print("aborted")
+        console.print("aborted", highlight=False)
         return 1
-    except Exception as e:  # click's usage errors
-        import click
+    except typer.TyperException as e:  # usage errors: no command, unknown option, --budget abc, a missing argument
+        console.print(f"[red]error:[/red] {escape(usage_line(e))}", highlight=False, soft_wrap=True)
+        return 2
+    except Exception:
+        import traceback
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+        traceback.print_exc()
+        console.print(escape(_bug_line()), highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

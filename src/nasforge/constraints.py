@@ -2,7 +2,8 @@
 
 Constraints: ``"size<=0.05MiB"``, ``"macs<=300M"``, ``"params<50K"``, ``"latency_ms<=5"``, ``"lat_ms_fpga<=3"``.
 Units: K/M/G (×10^3, ×10^6, ×10^9) for counts; B, KB/MB/GB (×10^3…) and KiB/MiB/GiB (×2^10…) for bytes;
-us/ms/s for times (stored in milliseconds). ``size<=0.05MiB`` therefore means 0.05·2^20 bytes.
+us/ms/s/min for times (stored in the metric's unit: ``latency_ms`` in milliseconds, ``train_time_s`` in seconds); % for
+percentages; uJ/mJ/J for energy. ``size<=0.05MiB`` therefore means 0.05·2^20 bytes.
 
 Objectives: ``"maximize accuracy"``, ``"minimize latency_ms"``, ``"max:val_acc"``, ``"+val_acc"``, ``"-lat_ms_fpga"``.
 """
@@ -20,18 +21,25 @@ from .metrics import unit as metric_unit
 
 _COUNT = {"": 1, "K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _BYTES = {"B": 1, "KB": 1e3, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-_TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}  # in milliseconds
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_RE = re.compile(rf"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*({_NUM})\s*([A-Za-z]*)\s*$")
+_DIRECTIONS = ("maximize", "minimize", "max", "min")  # a direction alone names no metric
+_RE = re.compile(rf"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*({_NUM})\s*([A-Za-z%]*)\s*$")
 
 
 def _scale(metric: str, unit: str, text: str) -> float:
     kind = metric_unit(metric)  # the metric table says what a limit on this metric is measured in
     if kind == "bytes":
         table, what = {**_BYTES, "": 1}, "a byte unit (B, KB, KiB, MiB, ...)"
-    elif kind == "ms":
-        table, what = {**_TIME_MS, "": 1.0}, "a time unit (us, ms, s)"
+    elif kind in ("ms", "s"):  # a time, stored in the metric's own unit
+        table = {k: v / (1e3 if kind == "s" else 1.0) for k, v in {**_TIME_MS, "min": 6e4, "": 1e3 if kind == "s"
+                                                                   else 1.0}.items()}  # fmt: skip
+        what = "a time unit (us, ms, s, min)"
+    elif kind == "percent":
+        table, what = {"": 1, "%": 1}, "%"
+    elif kind == "uJ":
+        table, what = {"": 1, "uJ": 1, "mJ": 1e3, "J": 1e6}, "an energy unit (uJ, mJ, J)"
     else:
         table, what = _COUNT, "a count unit (K, M, G)"
     if unit not in table:
@@ -53,6 +61,11 @@ class Constraint:
         if isinstance(text, Constraint):
             return text
         m = _RE.match(str(text))
+        if not m and len(re.findall(r"<=|>=|<|>", str(text))) > 1:
+            raise ConstraintError(
+                f"constraint {text!r} holds several limits; give each one separately (repeat -c/--constraint, or "
+                "list them: constraints: [...])"
+            )
         if not m:
             raise ConstraintError(
                 f"cannot read constraint {text!r}; write it as metric<=number[unit], e.g. 'size<=0.05MiB', "
@@ -91,12 +104,18 @@ class Objective:
         if isinstance(text, Objective):
             return text
         t = str(text).strip()
+        if _several(t):
+            # 'a,b' is not read as two objectives: whether several are optimised, and how, is the strategy's to say
+            raise ConstraintError(
+                f"objective {text!r} names several metrics; give each one separately (repeat -o/--objective, or "
+                "list them: objectives: [...]) and use a multi-objective strategy such as nsga2"
+            )
         m = re.match(r"^(maximize|minimize|max|min)\s*[: ]\s*([A-Za-z_][A-Za-z0-9_]*)$", t)
         if m:
             d = "maximize" if m.group(1).startswith("max") else "minimize"
             return cls(m.group(2), d)
         m = re.match(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)$", t)
-        if m:
+        if m and m.group(2) not in _DIRECTIONS:
             return cls(m.group(2), "minimize" if m.group(1) == "-" else "maximize")
         raise ConstraintError(
             f"cannot read objective {text!r}; write 'maximize val_acc', 'minimize latency_ms' or '-lat_ms_fpga'"
@@ -112,3 +131,8 @@ class Objective:
 
     def __str__(self) -> str:
         return f"{self.direction} {self.metric}"
+
+
+def _several(text: str) -> bool:
+    """Whether objective ``text`` reads as a list (``a,b``, ``a;b``, ``a and b``) rather than one."""
+    return bool(re.search(r"[,;&]|\s(and|&&)\s", text))

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(
-    name="bench", help="Benchmark search strategies on tabular data (NAS-Bench-201).", no_args_is_help=True
-)
+app = typer.Typer(name="bench", help="Benchmark search strategies on tabular data (NAS-Bench-201).")
 
 
 @app.callback()
@@ -54,6 +52,7 @@ def nb201(
     """Mean ± std regret at each budget (or hypervolume ratio and true-front cells found), a plot and a JSON file."""
     import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..bench.runner import Contender, problem, run_benchmark
@@ -92,7 +91,7 @@ def nb201(
             result = run_benchmark(contenders, objs, constraint, budget, seed_list, cps, dd, progress=progress)
         paths = write(result, out, data_dir=dd)
     except NasforgeError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     show(result)
     typer.echo(f"wrote {paths['json']} and {paths['png']}")

@@ -11,22 +11,21 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.",
-                  no_args_is_help=True)
-predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.",
-                            no_args_is_help=True)
+app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.")
+predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.")
 app.add_typer(predictor_app)
 
 FamilyOpt = Annotated[str, typer.Option(help="Search-space family (lenet, cell, mobilenet, ...).")]
 FamilyKV = Annotated[list[str] | None, typer.Option("--family-opt", help="Family option key=value (repeatable).")]
 InputOpt = Annotated[str | None, typer.Option(help="Input shape C,H,W of the task (default: the family's usual one; "
                                                    "mobilenet takes H×W from each arch's resolution).")]
-ClassesOpt = Annotated[int | None, typer.Option(help="Classes of the task (default: the family's usual number).")]
+ClassesOpt = Annotated[int | None, typer.Option(min=1, help="Classes of the task (default: the family's usual one).")]
 RuntimeOpt = Annotated[str, typer.Option(help="torch (eager) or onnxruntime.")]
-ThreadsOpt = Annotated[int, typer.Option(help="Intra-op threads (1 is the steadiest on a shared machine).")]
-RepeatsOpt = Annotated[int, typer.Option(help="Timed calls per model (after the warm-up).")]
-WarmupOpt = Annotated[int, typer.Option(help="Untimed calls first.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed for sampling archs and the order of interleaved repeats.")]
+# counts carry their ranges, so that a bad one is a one-line usage error before anything is measured
+ThreadsOpt = Annotated[int, typer.Option(min=1, help="Intra-op threads (1 is the steadiest on a shared machine).")]
+RepeatsOpt = Annotated[int, typer.Option(min=1, help="Timed calls per model (after the warm-up).")]
+WarmupOpt = Annotated[int, typer.Option(min=0, help="Untimed calls first.")]
+SeedOpt = Annotated[int, typer.Option(min=0, help="Seed for sampling archs and the order of interleaved repeats.")]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder (default $NASFORGE_CACHE_DIR, "
                                                     "$XDG_CACHE_HOME/nasforge or ~/.cache/nasforge).")]
 
@@ -121,12 +120,12 @@ def measure(
 def lut(
     family: FamilyOpt = "mobilenet",
     out: Annotated[Path, typer.Option(help="Table file (JSON); an existing one is resumed.")] = Path("lut.json"),
-    archs: Annotated[int, typer.Option(help="Sample this many archs and table every unit they use.")] = 2000,
+    archs: Annotated[int, typer.Option(min=1, help="Sample this many archs and table every unit they use.")] = 2000,
     granularity: Annotated[str, typer.Option(help="block (whole MBConv blocks) or layer.")] = "block",
-    calibrate: Annotated[int, typer.Option(help="Measure N whole archs and fit measured = a·sum + b (0: skip).")] = 10,
+    calibrate: Annotated[int, typer.Option(min=0, help="Measure N whole archs, fit a·sum + b to them (0: skip).")] = 10,
     runtime: RuntimeOpt = "torch",
     threads: ThreadsOpt = 1,
-    repeats: Annotated[int, typer.Option(help="Timed samples per unit.")] = 20,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed samples per unit.")] = 20,
     warmup: WarmupOpt = 5,
     seed: SeedOpt = 0,
     family_opt: FamilyKV = None,
@@ -162,8 +161,9 @@ def predictor_train(
     out: Annotated[Path, typer.Option(help="Where to save the trained predictor (JSON).")] = Path("predictor.json"),
     kind: Annotated[str, typer.Option(help="model (architecture features) or kernel (nn-Meter).")] = "model",
     regressor: Annotated[str, typer.Option(help="Model-level regressor: gbr, rf or ridge.")] = "gbr",
-    n_train: Annotated[int, typer.Option(help="Archs to measure for training.")] = 200,
-    rounds: Annotated[int, typer.Option(help="Adaptive-sampling rounds.")] = 2,
+    n_train: Annotated[int, typer.Option(min=5, help="Archs to measure for training (5 at least: errors are "
+                                                     "estimated five-fold).")] = 200,
+    rounds: Annotated[int, typer.Option(min=0, help="Adaptive-sampling rounds.")] = 2,
     runtime: RuntimeOpt = "torch",
     threads: ThreadsOpt = 1,
     repeats: RepeatsOpt = 20,
@@ -208,13 +208,13 @@ def predictor_train(
 @predictor_app.command("evaluate")
 def predictor_evaluate(
     predictor: Annotated[Path, typer.Option(help="A saved predictor (JSON).")] = Path("predictor.json"),
-    n_test: Annotated[int, typer.Option(help="Held-out archs to measure and predict.")] = 40,
+    n_test: Annotated[int, typer.Option(min=2, help="Held-out archs to measure and predict.")] = 40,
     repeats: RepeatsOpt = 20,
     warmup: WarmupOpt = 5,
     stat: Annotated[str, typer.Option(help="Statistic the predictor learned.")] = "median",
     runtime: RuntimeOpt = "torch",
     threads: ThreadsOpt = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the held-out sample (use another than training's).")] = 12345,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the held-out sample (not training's).")] = 12345,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Measure held-out archs and report ±10% accuracy, RMSE and Spearman of a saved predictor."""

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(name="tinynas", help="TinyNAS search-space optimisation under memory limits (MCUNet).",
-                  no_args_is_help=True)
+app = typer.Typer(name="tinynas", help="TinyNAS search-space optimisation under memory limits (MCUNet).")
 
 
 @app.command("optimise")
@@ -28,6 +27,7 @@ def optimise(
 ) -> None:
     """Rank (width, resolution) sub-spaces by the MACs their archs reach within the memory limits."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress
     from rich.table import Table
 
@@ -35,7 +35,7 @@ def optimise(
     from ..spaces import Task, create_family
     from ..tinynas import optimise_space
 
-    console = Console()
+    console, err = Console(), Console(stderr=True)
     try:
         fam = create_family(family)
         task = Task((channels, 224, 224), classes)  # H×W come from each arch's resolution
@@ -44,8 +44,8 @@ def optimise(
             res = optimise_space(fam, task, limit, axes=[a.strip() for a in axes.split(",") if a.strip()], n=n,
                                  seed=seed, score=score, mcu_bits=mcu_bits,
                                  progress=lambda d, t: bar.update(job, completed=d, total=t))
-    except NasforgeError as e:
-        console.print(f"[red]error:[/red] {e}")
+    except NasforgeError as e:  # one line on stderr and exit 2, like nasforge.cli.main (this app also runs alone)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     t = Table(title=f"TinyNAS sub-spaces under {', '.join(res.constraints)} (score: {score} feasible MACs)")
     for col in ("rank", *res.subspaces[0].values, "feasible", "mean MACs (M)", "median MACs (M)", "max MACs (M)"):
@@ -64,6 +64,6 @@ def optimise(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res.to_dict(), indent=2))
     if res.best is None:
-        console.print("[red]error:[/red] no sub-space has a feasible arch; loosen the limits or add smaller choices")
+        err.print("[red]error:[/red] no sub-space has a feasible arch; loosen the limits or add smaller choices")
         raise typer.Exit(2)
     console.print(f"best sub-space: {res.best.label()}")
