@@ -202,9 +202,9 @@ CASES: list[Case] = [
     Case("storage", "resume with other artifacts", (*BASE, "--storage", "{db}", "--artifacts", "{tmp}/elsewhere"),
          "study 'base' keeps its artifacts in"),
     Case("storage", "not a URL", ("show", "base", "--storage", "notaurl"), "cannot read storage URL 'notaurl'"),
-    Case("storage", "unknown database kind", ("show", "base", "--storage", "nosuch://x"), "cannot open storage"),
+    Case("storage", "unknown database kind", ("show", "base", "--storage", "nosuch://x"), "unknown storage kind 'nosuch'"),
     Case("storage", "a folder as database", ("show", "base", "--storage", "sqlite:///{tmp}"),
-         "is corrupt or not a database"),
+         "is a folder, not a database file"),
     Case("storage", "a text file as database", ("show", "base", "--storage", "sqlite:///{tmp}/notes.txt"),
          "is corrupt or not a database"),
 ]  # fmt: skip

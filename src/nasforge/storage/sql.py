@@ -123,6 +123,18 @@ class SqlStorage(Storage):
         """An engine for the database, its schema inspected (read-only: a database nasforge refuses stays as it was).
         Reading a missing file is refused; reading one in a read-only folder falls back to SQLite's immutable mode."""
         url, path = self._url(), self._sqlite_path()
+        try:
+            url.get_dialect()
+        except sa.exc.NoSuchModuleError:
+            raise StorageError(
+                f"unknown storage kind {url.drivername!r} in {self.where}; use sqlite:///FILE, "
+                "postgresql://USER@HOST/DATABASE or memory://"
+            ) from None
+        except ImportError:
+            pass  # a known kind whose driver is missing: _engine_for says which to install
+        if path is not None and path.is_dir():
+            raise StorageError(f"{path} is a folder, not a database file; name a file in it, e.g. "
+                               f"sqlite:///{path / 'nasforge.db'}")  # fmt: skip
         if path is not None and not path.exists():
             if not write:
                 raise MissingDatabase(
