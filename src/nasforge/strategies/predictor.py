@@ -9,17 +9,19 @@ best archs found plus random samples.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import ndtr
 
 from ..errors import NasforgeError
 from ..space import Arch, Space
-from ..surrogate import Surrogate
 from ..trial import Result
 from .base import Strategy, register_strategy, setting
 from .evolution import mutable_dims, random_unseen
+
+if TYPE_CHECKING:  # the surrogate is torch: imported when first fitted, so that listing strategies stays light
+    from ..surrogate import Surrogate
 
 ACQUISITIONS = ("ei", "ucb", "ts", "mean")
 
@@ -181,6 +183,8 @@ class PredictorSearch(Strategy):
         due = self.surrogate is None or n - self._fitted_at >= max(1, int(self.refit * n))
         if due:
             if self.surrogate is None:
+                from ..surrogate import Surrogate
+
                 self.surrogate = Surrogate(
                     members=self.members, hidden=self.hidden, layers=self.layers, steps=self.steps,
                     warm_steps=self.warm_steps, lr=self.lr, weight_decay=self.weight_decay, bootstrap=self.bootstrap,
