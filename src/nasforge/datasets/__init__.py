@@ -79,7 +79,7 @@ def _from_path(data: str | os.PathLike, data_dir: str | os.PathLike | None) -> D
             return NpzSource(p)
         raise DataError(f"{p} is neither an .npz file nor an image folder")
     known = ", ".join(sorted(IMAGE_SETS))
-    raise UnknownDataError(f"data set {s!r} is neither a known name ({known}) nor an existing .npz file or image folder")
+    raise UnknownDataError(f"data set {s!r} is neither a known name ({known}) nor an .npz file or image folder")
 
 
 def _from_mapping(data: Mapping[str, Any]) -> DataSource:

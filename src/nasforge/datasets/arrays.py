@@ -32,7 +32,8 @@ def as_numpy(a: Any, what: str) -> np.ndarray:
     try:
         arr = np.asarray(a)
     except (TypeError, ValueError) as e:
-        raise DataError(f"{what} must be an array or a tensor, got a {type(a).__name__} ({str(e).splitlines()[0]})") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{what} must be an array or a tensor, got a {type(a).__name__} ({why})") from None
     if arr.dtype == object or arr.ndim == 0:
         raise DataError(f"{what} must be an array or a tensor of numbers, got a {type(a).__name__}")
     return arr
