@@ -150,6 +150,13 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
     # Ctrl-C goes to the driver, which shuts the pool down; workers must not print their own tracebacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # several GPUs: one per worker, so that --device auto/cuda spreads the pool over them instead of crowding cuda:0.
+    # A pool numbers its processes 1, 2, ... (``_identity``, also used by multiprocessing for their names); counting
+    # the device count from the NVIDIA driver does not initialise CUDA, so a machine without GPUs pays nothing here.
+    n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n_gpu > 1:
+        ident = getattr(mp.current_process(), "_identity", ()) or (1,)
+        torch.cuda.set_device((ident[0] - 1) % n_gpu)
 
 
 def create_executor(workers: int = 1, threads: int = 1) -> Executor:
