@@ -124,7 +124,7 @@ def infer_layout(shape: Sequence[int], layout: str | None, what: str) -> str:
 def sample_shape(shape: Sequence[int], layout: str) -> tuple[int, ...]:
     """One sample's channel-first shape for a stored batch ``shape`` in ``layout``."""
     s = tuple(int(v) for v in shape)
-    return {"NCHW": s[1:], "NHWC": (s[3], s[1], s[2]), "NHW": (1, *s[1:]), "NF": s[1:]}[layout]
+    return (s[3], s[1], s[2]) if layout == "NHWC" else (1, *s[1:]) if layout == "NHW" else s[1:]
 
 
 def to_channel_first(x: np.ndarray, layout: str) -> np.ndarray:
