@@ -201,6 +201,12 @@ def export_trial(
     why = no_model_reason(study, trial)
     if why:
         raise NasforgeError(f"cannot export: {why}")
+    if int8 and not onnx:
+        raise NasforgeError("int8 export quantises the ONNX model: export ONNX too")
+    source = study_source(study, data)
+    if int8 and source is None:
+        raise NasforgeError("int8 export needs the study's data (to calibrate the activations and to measure the "
+                            "accuracy before and after) and it cannot be found here; pass data=...")  # fmt: skip
     try:
         family = study.family()
     except NasforgeError as e:
@@ -213,15 +219,12 @@ def export_trial(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.pt").write_bytes(blob)
-    source = study_source(study, data)
     info = modelcard.card(study, trial, family, task, source)
     if onnx:
         info["onnx"] = _check_onnx(model, task, source, out, check_samples)
         info["onnx_max_abs_diff"] = info["onnx"]["max_abs_diff"]  # where older readers look
         info["files"]["onnx"] = "model.onnx"
     if int8:
-        if not onnx:
-            raise NasforgeError("int8 export quantises the ONNX model: export ONNX too")
         info["int8"] = modelcard.quantize(out / "model.onnx", out / "model.int8.onnx", source)
         info["files"]["int8"] = "model.int8.onnx"
     (out / "arch.json").write_text(json.dumps(info, indent=2))

@@ -93,9 +93,6 @@ def quantize(fp32: Path, int8: Path, source, calibration: int = CALIBRATION_SAMP
 
     from .export import onnx_accuracy, raw_samples
 
-    if source is None:
-        raise NasforgeError("int8 export needs the study's data (to calibrate the activations and to measure the "
-                            "accuracy before and after) and it cannot be found here; pass data=...")  # fmt: skip
     meta = source.meta()
     rng = np.random.default_rng(0)
     n = meta.sizes["train"]
