@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import ndtr
 
 from ..errors import NasforgeError
 from ..space import Arch, Space
@@ -42,6 +41,8 @@ def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndar
     """EI for maximisation (Jones et al., 1998); where the spread is zero it is the plain improvement."""
     sd = np.maximum(sd, 1e-9)
     z = (mu - best) / sd
+    from scipy.special import ndtr  # scipy.special takes a second to import: only model-based search needs it
+
     return (mu - best) * ndtr(z) + sd * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
 
 
