@@ -151,8 +151,8 @@ def _init_worker(threads: int) -> None:
     # Ctrl-C goes to the driver, which shuts the pool down; workers must not print their own tracebacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # several GPUs: one per worker, so that --device auto/cuda spreads the pool over them instead of crowding cuda:0.
-    # A pool numbers its processes 1, 2, ... (``_identity``, also used by multiprocessing for their names); counting
-    # the device count from the NVIDIA driver does not initialise CUDA, so a machine without GPUs pays nothing here.
+    # A pool numbers its processes 1, 2, ... (``_identity``, which multiprocessing also names them by). Asking whether
+    # and how many GPUs there are creates no CUDA context; ``set_device`` does, in this worker only.
     n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if n_gpu > 1:
         ident = getattr(mp.current_process(), "_identity", ()) or (1,)
