@@ -15,9 +15,10 @@ export XDG_CACHE_HOME ?= $(abspath .cache)
 
 .PHONY: venv demo test lint bench clean
 
-$(STAMP): pyproject.toml
+# the tested versions (constraints.txt) on top of the ranges pyproject.toml declares
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)

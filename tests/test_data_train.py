@@ -7,7 +7,7 @@ import torch
 
 from nasforge.artifacts import ArtifactKey, FolderStore, TrialArtifacts
 from nasforge.data import dataset_task, find_dataset, idx_shape, load_image_dataset, read_idx
-from nasforge.errors import DataError, TrialFailed, UnknownNameError
+from nasforge.errors import DataError, NasforgeError, TrialFailed, UnknownNameError
 from nasforge.evaluators import Context
 from nasforge.evaluators.train import TrainEvaluator, accuracy
 from nasforge.spaces import create_family
@@ -94,22 +94,90 @@ def test_curve_reported_per_epoch(mnist):
     assert [p["step"] for p in ctx.curve] == [1, 2] and all("val_acc" in p for p in ctx.curve)
 
 
-def test_task_from_idx_header_without_loading(tmp_path, monkeypatch):
-    """A data set's task comes from its IDX header: a file whose data is cut short still gives its shape."""
+def test_task_from_idx_headers_without_loading(tmp_path, monkeypatch):
+    """A named data set's shape and classes come from its IDX headers: files cut right after their headers still
+    give them. The evaluator's task reads the data (its normalisation needs it), so there a cut file is caught."""
     from nasforge.evaluators import train
 
     root = tmp_path / "mnist"
     root.mkdir()
-    header = idx_bytes(np.zeros((3, 20, 24), np.uint8))[:16]  # the header alone: no image data at all
-    with gzip.open(root / "train-images-idx3-ubyte.gz", "wb") as f:
-        f.write(header)
+    for name, shape in (("train-images-idx3-ubyte.gz", (3, 20, 24)), ("train-labels-idx1-ubyte.gz", (3,)),
+                        ("t10k-images-idx3-ubyte.gz", (2, 20, 24)), ("t10k-labels-idx1-ubyte.gz", (2,))):  # fmt: skip
+        with gzip.open(root / name, "wb") as f:
+            f.write(idx_bytes(np.zeros(shape, np.uint8))[: 4 + 4 * len(shape)])  # the header alone: no data
     assert idx_shape(root / "train-images-idx3-ubyte.gz") == (3, 20, 24)
     with pytest.raises(DataError, match="truncated"):
         read_idx(root / "train-images-idx3-ubyte.gz")
     task = dataset_task("mnist", tmp_path)
     assert (task.input_shape, task.num_classes, task.name) == ((1, 20, 24), 10, "mnist")
+    assert task.class_names == tuple("0123456789") and task.mean is None
     monkeypatch.setattr(train, "_DATA_CACHE", {})
     ev = TrainEvaluator(create_family("lenet"), "mnist", data_dir=str(tmp_path))
-    assert ev.task() == task and train._DATA_CACHE == {}  # nothing was loaded
+    assert ev.source.meta().input_shape == (1, 20, 24) and train._DATA_CACHE == {}  # nothing was loaded
+    with pytest.raises(DataError, match="truncated"):
+        ev.task()
     with pytest.raises(UnknownNameError):
         dataset_task("imagenet")
+
+
+def test_the_recipe_changes_training_and_is_recorded(mnist, tmp_path):
+    """adamw, a cosine schedule and label smoothing each change the weights; the recipe is the evaluator's config, so
+    a study records it and refuses to resume with another."""
+    fam = create_family("lenet")
+    a = fam.arch(ARCH)
+    base = dict(epochs=1, train_subset=500, test_subset=100, val_size=200)
+    runs = {
+        "sgd": TrainEvaluator(fam, "mnist", **base),
+        "adamw": TrainEvaluator(fam, "mnist", optimizer="adamw", **base),
+        "cosine": TrainEvaluator(fam, "mnist", schedule="cosine", **base),
+        "smooth": TrainEvaluator(fam, "mnist", label_smoothing=0.1, **base),
+    }
+    losses = {k: ev(a, Context(seed=1))["train_loss"] for k, ev in runs.items()}
+    assert len(set(losses.values())) == 4, losses
+    assert runs["sgd"].recipe() == {"optimizer": "sgd", "lr": 0.01, "momentum": 0.5, "weight_decay": 0.0,
+                                    "schedule": "constant", "label_smoothing": 0.0, "batch_size": 64, "epochs": 1}
+    assert runs["adamw"].recipe()["lr"] == 1e-3 and "momentum" not in runs["adamw"].recipe()
+    assert runs["adamw"].recipe()["weight_decay"] == 0.01
+    from nasforge.strategies import create_strategy
+    from nasforge.study import Study
+
+    db = f"sqlite:///{tmp_path}/r.db"
+    Study.open("r", db).run(fam, create_strategy("grid", fam.space), runs["sgd"], budget=0)
+    cfg = Study.open("r", db).config["evaluator_config"]
+    assert cfg["optimizer"] == "sgd" and cfg["lr"] == 0.01 and cfg["momentum"] == 0.5 and cfg["dataset"] == "mnist"
+    with pytest.raises(NasforgeError, match="evaluator_config") as e:
+        Study.open("r", db).run(fam, create_strategy("grid", fam.space), runs["adamw"], budget=0)
+    assert "\n" not in str(e.value) and "adamw" in str(e.value)
+
+
+def test_bad_recipes_are_one_line_errors():
+    fam = create_family("lenet")
+    for kw, words in ((dict(optimizer="adam"), "optimizer must be one of sgd, adamw"),
+                      (dict(schedule="step"), "schedule must be"), (dict(optimizer="adamw", momentum=0.9), "momentum"),
+                      (dict(lr=0), "lr must be"), (dict(label_smoothing=1.5), "label_smoothing"),
+                      (dict(device="gpu"), "auto, cpu, cuda")):  # fmt: skip
+        with pytest.raises(NasforgeError, match=words) as e:
+            TrainEvaluator(fam, "mnist", **kw)
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_without_a_gpu_is_one_line(mnist, tmp_path, capsys):
+    from nasforge.cli import main
+
+    ev = TrainEvaluator(create_family("lenet"), "mnist", device="cuda", **QUICK)
+    with pytest.raises(NasforgeError, match="sees no CUDA GPU") as e:
+        ev.task()
+    assert "\n" not in str(e.value)
+    rc = main(["search", "--device", "cuda:1", "--budget", "1", "--storage", f"sqlite:///{tmp_path}/c.db", "-q",
+               "--train-subset", "100", "--val-size", "50"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no CUDA GPU" in err[0]
+    assert TrainEvaluator(create_family("lenet"), "mnist", device="auto").task()  # auto falls back to the CPU
+
+
+def test_practice_defaults_stay(mnist):
+    """The chapter's recipe is the default: SGD lr 0.01, momentum 0.5, batch 64; MNIST holds out 5,000 images."""
+    ev = TrainEvaluator(create_family("lenet"), "mnist")
+    assert (ev.optimizer, ev.lr, ev.momentum, ev.batch_size, ev.schedule) == ("sgd", 0.01, 0.5, 64, "constant")
+    assert ev.config()["val_size"] == 5000

@@ -21,9 +21,18 @@ def init_worker(threads: int, parent: int) -> None:
     die_with_parent(parent)
     # Ctrl-C goes to the driver, which ends the pool; workers must not print their own tracebacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import multiprocessing as mp
+
     import torch
 
     torch.set_num_threads(threads)
+    # several GPUs: one per worker, so that --device auto/cuda spreads the pool over them instead of crowding cuda:0.
+    # A pool numbers its processes 1, 2, ... (``_identity``, which multiprocessing also names them by). Asking whether
+    # and how many GPUs there are creates no CUDA context; ``set_device`` does, in this worker only.
+    n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n_gpu > 1:
+        ident = getattr(mp.current_process(), "_identity", ()) or (1,)
+        torch.cuda.set_device((ident[0] - 1) % n_gpu)
 
 
 def die_with_parent(parent: int) -> None:

@@ -42,7 +42,9 @@ def _kv(items: list[str] | None, what: str) -> dict:
 @app.command()
 def search(
     family: Annotated[str, typer.Option(help="Search-space family: lenet, cell, ... (see `nasforge list`).")] = "lenet",
-    dataset: Annotated[str, typer.Option(help="Data set: mnist or fashion-mnist.")] = "mnist",
+    dataset: Annotated[
+        str, typer.Option(help="Data: mnist, fashion-mnist, an .npz file (x_train, y_train, ...) or an image folder.")
+    ] = "mnist",
     strategy: Annotated[str, typer.Option(help="Search strategy: grid, random, ...")] = "grid",
     constraint: Annotated[
         list[str] | None, typer.Option("--constraint", "-c", help="e.g. 'size<=0.05MiB', 'macs<=5M' (repeatable).")
@@ -52,12 +54,22 @@ def search(
         typer.Option("--objective", "-o", help="e.g. 'maximize val_acc' (repeatable); default: the evaluator's."),
     ] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs per candidate.")] = 2,
-    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.01,
-    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.5,
+    optimizer: Annotated[str, typer.Option(help="Training optimizer: sgd or adamw.")] = "sgd",
+    lr: Annotated[float | None, typer.Option(help="Learning rate [default: sgd 0.01, adamw 0.001].")] = None,
+    momentum: Annotated[float | None, typer.Option(help="SGD momentum [default: 0.5].")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay [default: sgd 0, adamw 0.01].")] = None,
+    schedule: Annotated[str, typer.Option(help="Learning-rate schedule: constant or cosine.")] = "constant",
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the training loss.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
+    device: Annotated[str, typer.Option(help="Training device: auto, cpu, cuda or cuda:N.")] = "auto",
     train_subset: Annotated[int | None, typer.Option(help="Use only N training images (quick runs).")] = None,
     test_subset: Annotated[int | None, typer.Option(help="Use only N test images (quick runs).")] = None,
-    val_size: Annotated[int, typer.Option(help="Images held out of the training files for validation.")] = 5000,
+    val_size: Annotated[
+        float | None,
+        typer.Option(
+            help="Validation held out of the training data: a fraction (0.1) or a count [default: 10%, at most 5000]."
+        ),
+    ] = None,
     budget: Annotated[int | None, typer.Option(help="Number of trials (all states); default: until exhausted.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the strategy and of every trial.")] = 0,
     workers: Annotated[int, typer.Option(help="Parallel worker processes (1 = in-process).")] = 1,
@@ -88,8 +100,9 @@ def search(
     names = {**OPTION_NAMES, **{("evaluator_config", k): f"--evaluator-opt {k}" for k in ev_cfg}}
     if evaluator == "train":
         ev_cfg = {
-            "epochs": epochs, "lr": lr, "momentum": momentum, "batch_size": batch_size, "val_size": val_size,
-            "train_subset": train_subset, "test_subset": test_subset, **ev_cfg,
+            "epochs": epochs, "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+            "schedule": schedule, "label_smoothing": label_smoothing, "batch_size": batch_size, "device": device,
+            "val_size": val_size, "train_subset": train_subset, "test_subset": test_subset, **ev_cfg,
         }  # fmt: skip
     cfg = SearchConfig(
         study=study,

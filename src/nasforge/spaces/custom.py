@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..cost.layers import LayerSpec
-from ..cost.trace import trace_layers
 from ..space import Space
 from .base import Family, Task
+
+if TYPE_CHECKING:  # torch enters only where a model is built or traced: listing families must not import it
+    from torch import nn
 
 
 class BuilderFamily(Family):
@@ -78,5 +78,7 @@ class BuilderFamily(Family):
         task = self.task_or_default(task)
         k = (a.key, task)
         if k not in self._layers:
+            from ..cost.trace import trace_layers
+
             self._layers[k] = trace_layers(self.builder(a, task), task)
         return self._layers[k]

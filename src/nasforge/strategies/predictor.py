@@ -9,17 +9,18 @@ best archs found plus random samples.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import ndtr
 
 from ..errors import NasforgeError
 from ..space import Arch, Space
-from ..surrogate import Surrogate
 from ..trial import Result
 from .base import Strategy, register_strategy, setting
 from .evolution import mutable_dims, random_unseen
+
+if TYPE_CHECKING:  # the surrogate is torch: imported when first fitted, so that listing strategies stays light
+    from ..surrogate import Surrogate
 
 ACQUISITIONS = ("ei", "ucb", "ts", "mean")
 
@@ -40,6 +41,8 @@ def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndar
     """EI for maximisation (Jones et al., 1998); where the spread is zero it is the plain improvement."""
     sd = np.maximum(sd, 1e-9)
     z = (mu - best) / sd
+    from scipy.special import ndtr  # scipy.special takes a second to import: only model-based search needs it
+
     return (mu - best) * ndtr(z) + sd * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
 
 
@@ -181,6 +184,8 @@ class PredictorSearch(Strategy):
         due = self.surrogate is None or n - self._fitted_at >= max(1, int(self.refit * n))
         if due:
             if self.surrogate is None:
+                from ..surrogate import Surrogate
+
                 self.surrogate = Surrogate(
                     members=self.members, hidden=self.hidden, layers=self.layers, steps=self.steps,
                     warm_steps=self.warm_steps, lr=self.lr, weight_decay=self.weight_decay, bootstrap=self.bootstrap,
