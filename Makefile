@@ -18,7 +18,7 @@ export XDG_CACHE_HOME ?= $(abspath .cache)
 # the tested versions (constraints.txt) on top of the ranges pyproject.toml declares
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench,postgres]'
 	touch $(STAMP)
 
 venv: $(STAMP)
