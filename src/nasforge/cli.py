@@ -131,8 +131,9 @@ def search(
 OPTION_NAMES = {
     **{(k,): f"--{k.replace('_', '-')}" for k in ("study", "storage", "family", "dataset", "data_dir", "evaluator",
                                                   "strategy", "artifacts", "budget", "seed", "workers", "threads")},
-    **{("evaluator_config", k): f"--{k.replace('_', '-')}" for k in ("epochs", "lr", "momentum", "batch_size",
-                                                                     "train_subset", "test_subset", "val_size")},
+    **{("evaluator_config", k): f"--{k.replace('_', '-')}" for k in (
+        "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule", "label_smoothing", "batch_size", "device",
+        "train_subset", "test_subset", "val_size")},
     ("family_config",): "--family-opt", ("strategy_config",): "--strategy-opt",
     ("evaluator_config",): "--evaluator-opt", ("constraints",): "--constraint", ("objectives",): "--objective",
     ("cost_models",): "--latency-opt",

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -150,11 +150,17 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     epochs: Count = 2
-    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.01
-    momentum: Annotated[float, Field(ge=0, le=1)] = 0.5
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    # None: the optimizer's default (sgd: lr 0.01, momentum 0.5, no weight decay; adamw: lr 0.001, weight decay 0.01)
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    momentum: Annotated[float, Field(ge=0, le=1)] | None = None
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    schedule: Literal["constant", "cosine"] = "constant"
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     batch_size: Count = 64
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
-    val_size: Count = 5000  # validation accuracy ranks the archs: no held-out image, no ranking
+    device: Text = "auto"
+    # a fraction (0.1) or a count (5000) of the training data; None: 10%, at most 5000
+    val_size: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     train_subset: Count | None = None
     test_subset: Count | None = None
     threads: Count | None = None

@@ -34,7 +34,7 @@ from .lease import LEASE_S, Lease
 from .loop import Loop, Plan, StrategyError, trial_seed
 from .pricing import CostModel, Pricer
 from .spaces.base import Family, load_family
-from .storage import DEFAULT_URL, Storage, check_study_name
+from .storage import DEFAULT_URL, MissingDatabase, Storage, check_study_name
 from .strategies.base import Strategy
 from .task import Task
 from .trial import State, Trial
@@ -48,27 +48,36 @@ _DESCRIPTIVE = ("family_spec", "artifacts")
 class Study:
     """A named experiment. Use ``Study.open(name, storage)``; the constructor only stores."""
 
-    def __init__(self, name: str, storage: Storage, study_id: int) -> None:
+    def __init__(self, name: str, storage: Storage, study_id: int | None) -> None:
         self.name = name
         self.storage = storage
-        self.id = study_id
+        self.id = study_id  # None: a new study, written (database and all) once a run of it is accepted
 
     @classmethod
     def open(cls, name: str, storage: str | Storage = DEFAULT_URL, *, create: bool = True) -> Study:
-        """Open study ``name`` in ``storage`` (a URL: ``sqlite:///file.db``, ``memory://``, any SQLAlchemy URL),
-        creating it unless ``create`` is False. With ``create=False`` nothing is written: a missing database or study
-        is a one-line error, and nothing is created. A new study's name must be a plain name (it names a folder)."""
+        """Open study ``name`` in ``storage`` (a URL: ``sqlite:///file.db``, ``memory://``, any SQLAlchemy URL).
+
+        Opening writes nothing. With ``create=False`` a missing database or study is a one-line error; otherwise a
+        missing study is new: it (and its database) is written when ``run`` has checked and accepted a run of it, so
+        a refused run leaves no trace. A new study's name must be a plain name (it names a folder)."""
         st = storage if isinstance(storage, Storage) else Storage(storage)
-        return cls(name, st, st.study_id(name, create=create))
+        if not create:
+            return cls(name, st, st.study_id(name, create=False))
+        check_study_name(name)
+        try:
+            known = name in st.study_names()
+        except MissingDatabase:
+            known = False
+        return cls(name, st, st.study_id(name, create=False) if known else None)
 
     # --- reading ------------------------------------------------------------------------------------------------
     @property
     def config(self) -> dict[str, Any]:
-        return self.storage.get_config(self.id)
+        return {} if self.id is None else self.storage.get_config(self.id)
 
     def trials(self, states: Iterable[State] | None = None) -> list[Trial]:
         """The recorded trials in trial-number order (the order they were asked), optionally of some states only."""
-        ts = self.storage.trials(self.id)
+        ts = [] if self.id is None else self.storage.trials(self.id)
         if states is not None:
             wanted = {State(s) for s in states}
             ts = [t for t in ts if t.state in wanted]
@@ -183,6 +192,8 @@ class Study:
         self._check_config(cfg)
         gate.check_names(objs, ev.metrics)
         gate.prove_possible(family)
+        if self.id is None:  # accepted: now the study (and its database) is written
+            self.id = self.storage.study_id(self.name, create=True)
         with Lease(self.storage, self.id, self.name, lease_s) as lease:
             self._check_config(cfg)  # again: a driver that ran meanwhile may have recorded its settings
             self._artifact_spec(artifacts)
