@@ -76,7 +76,7 @@ budget: 40
     [
         (["search", "--family", "nope"], "unknown family 'nope'"),
         (["search", "--strategy", "nope"], "unknown strategy 'nope'"),
-        (["search", "--dataset", "nope"], "unknown data set 'nope'"),
+        (["search", "--dataset", "nope"], "data set 'nope' is neither a known name"),
         (["search", "-c", "size<=abc"], "cannot read constraint"),
         (["search", "-c", "size<=0.001MiB"], "no arch of the 729"),
         (["search", "--data-dir", "/nonexistent", "-c", "size<=0.05MiB"], "not found; looked in /nonexistent/mnist"),

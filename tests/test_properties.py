@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nasforge.config import SearchConfig
@@ -138,6 +138,7 @@ space_valid = st.dictionaries(st.text(string.ascii_lowercase + "_", min_size=1, 
 @SETTINGS
 @given(st.one_of(space_like, space_like.map(lambda d: {"dims": d}), json_values, space_valid,
                  space_valid.map(lambda d: {"dims": d})))
+@example({"dims": {"_": [0], "dims": [0]}})  # a dimension called dims: once read as the wrapper
 def test_space_reader(data):
     sp = outcome(Space.from_dict, data, "space")
     if sp is not None:

@@ -152,7 +152,9 @@ def test_corrupt_database_is_refused_and_untouched(tmp_path):
 
 def test_newer_schema_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path}/db.sqlite"
-    Study.open("p", url).storage.close()
+    st = Storage(url)
+    st.study_id("p")  # creates the database and the study
+    st.close()
     con = sqlite3.connect(tmp_path / "db.sqlite")
     con.execute("UPDATE nasforge_meta SET value='99' WHERE key='schema_version'")
     con.commit()
@@ -172,7 +174,7 @@ def test_foreign_database_is_refused(tmp_path):
 
 def test_missing_study_for_reading(tmp_path):
     url = f"sqlite:///{tmp_path}/db.sqlite"
-    Study.open("exists", url)
+    Storage(url).study_id("exists")
     with pytest.raises(StorageError, match="no study 'nope'.*exists"):
         Study.open("nope", url, create=False)
 
@@ -186,9 +188,20 @@ def test_process_pool_gives_serial_results(tmp_path, lenet):
 
 def test_storage_lists_studies(tmp_path):
     url = f"sqlite:///{tmp_path}/db.sqlite"
-    Study.open("a", url)
-    Study.open("b", url)
+    for name in ("a", "b"):
+        Storage(url).study_id(name)
     assert Storage(url).study_names() == ["a", "b"]
+
+
+def test_opening_a_new_study_writes_nothing_until_a_run_is_accepted(tmp_path, lenet):
+    url = f"sqlite:///{tmp_path}/sub/db.sqlite"
+    s = Study.open("a", url)
+    assert s.trials() == [] and s.config == {} and not (tmp_path / "sub").exists()
+    with pytest.raises(NasforgeError, match="no arch of the 729"):
+        run(s, lenet, fake_acc, constraints=["size<=0.001MiB"])  # refused: nothing can meet it
+    assert not (tmp_path / "sub").exists()
+    run(s, lenet, fake_acc)
+    assert Storage(url).study_names() == ["a"] and Study.open("a", url, create=False).trials()
 
 
 # --- study names, storage backends ------------------------------------------------------------------------------
@@ -393,7 +406,7 @@ def test_study_names_cannot_leave_the_artifact_root(name, tmp_path, lenet):
     with pytest.raises(NasforgeError):
         store.find("s", "../../*")
     # a study of that name in a database written by hand (or by an older version) is refused before it writes
-    Study.open("ok", url)
+    Storage(url).study_id("ok")
     con = sqlite3.connect(tmp_path / "db" / "nasforge.db")
     con.execute("INSERT INTO nasforge_studies (name, created_at, config) VALUES (?, 0, '{}')", (name,))
     con.commit()

@@ -199,10 +199,11 @@ class Space:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Space:
-        """Accepts ``{"dims": {name: [values]}}`` or the bare ``{name: [values]}``."""
+        """Accepts ``{"dims": {name: [values]}}`` or the bare ``{name: [values]}`` (where a dimension may itself be
+        called ``dims``: only a lone ``dims`` key holding a mapping is the wrapper)."""
         if not isinstance(data, Mapping):
             raise SpaceError(f"a space must be a mapping, got {type(data).__name__}")
-        dims = data["dims"] if "dims" in data else data
+        dims = data["dims"] if list(data) == ["dims"] and isinstance(data["dims"], Mapping) else data
         return cls(dims)
 
     @classmethod

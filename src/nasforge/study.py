@@ -225,9 +225,12 @@ class Study:
         keys = [k for k in sorted(set(old) | set(cfg)) if k not in _DESCRIPTIVE]
         diff = [k for k in keys if old.get(k) != cfg.get(k)]
         if diff:
-            k = diff[0]
+            path, a, b = diff[0], old.get(diff[0]), cfg.get(diff[0])
+            while isinstance(a, dict) and isinstance(b, dict):  # name the setting inside a section
+                sub = [x for x in sorted(set(a) | set(b)) if a.get(x) != b.get(x)]
+                path, a, b = f"{path}.{sub[0]}", a.get(sub[0]), b.get(sub[0])
             raise StorageError(
-                f"study {self.name!r} was created with {k}={old.get(k)!r}, not {cfg.get(k)!r}; "
+                f"study {self.name!r} was created with {path}={a!r}, not {b!r}; "
                 "rerun with the same settings to resume, or use a new --study name"
             )
 
