@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 # the child reports its own peak memory: VmHWM is per address space, so it starts afresh at exec, unlike the ru_maxrss
 # a parent reads from wait4, which keeps the pre-exec peak of the forked parent (hundreds of MB when that holds torch)
 PROBE = """
@@ -81,22 +82,26 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        url = f"sqlite:///{tmp}/t.db"
-        make_study(url, args.trials)
         trees = {"before": sources(args.before, tmp / "before"), "after": ROOT / "src"}
+        urls = {}
+        for which, src in trees.items():  # each tree reads the database its own code writes (the schema moved on)
+            urls[which] = f"sqlite:///{tmp}/{which}.db"
+            subprocess.run([sys.executable, "-c", f"import sys; sys.path[:0] = [{str(src)!r}, {str(HERE)!r}]\n"
+                            f"from bench_startup import make_study; make_study({urls[which]!r}, {args.trials})"],
+                           check=True, cwd=tmp)  # fmt: skip
         commands = {
-            "show": ["show", "thousand", "--storage", url],
-            "show-20": ["show", "thousand", "--storage", url, "--limit", "20"],
-            "best": ["best", "thousand", "--storage", url],
-            "list": ["list"],
-            "space": ["space", "lenet"],
+            "show": lambda url: ["show", "thousand", "--storage", url],
+            "show-20": lambda url: ["show", "thousand", "--storage", url, "--limit", "20"],
+            "best": lambda url: ["best", "thousand", "--storage", url],
+            "list": lambda url: ["list"],
+            "space": lambda url: ["space", "lenet"],
         }
         res: dict[str, dict] = {}
         for name, cmd in commands.items():
             runs: dict[str, list] = {"before": [], "after": []}
             for _ in range(args.repeats):  # alternate, so that a change in the machine's load hits both alike
                 for which, src in trees.items():
-                    runs[which].append(run_once(src, cmd, tmp))
+                    runs[which].append(run_once(src, cmd(urls[which]), tmp))
             res[name] = {
                 which: {"median_cpu_s": statistics.median(r[0] for r in rs),
                         "median_wall_s": statistics.median(r[1] for r in rs),
