@@ -30,8 +30,8 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import save  # noqa: E402
 
-from nasforge.bench.nb201 import load_table  # noqa: E402
 from nasforge.latency.fewshot import FewShotLatency  # noqa: E402
+from nasforge.nb201table import load_table  # noqa: E402
 from nasforge.space import Arch  # noqa: E402
 from nasforge.spaces import create_family  # noqa: E402
 from nasforge.spaces.nb201 import DIMS  # noqa: E402

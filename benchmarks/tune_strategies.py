@@ -39,8 +39,8 @@ RESULTS = Path(__file__).parent / "results"
 def load_table(data_dir: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The table as (ops index per row, 6 columns in SPACE order) and columns by name, rows in ``grid()`` order.
 
-    Read by the library (``nasforge.bench.nb201``), found through ``--data-dir`` or ``NASFORGE_DATA``."""
-    from nasforge.bench.nb201 import load_table as read
+    Read by the library (``nasforge.nb201table``), found through ``--data-dir`` or ``NASFORGE_DATA``."""
+    from nasforge.nb201table import load_table as read
     from nasforge.spaces.nb201 import DIMS, from_string
 
     t = read(data_dir)

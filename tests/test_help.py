@@ -118,8 +118,8 @@ HELP_TEST = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss"
 def test_help_protocol_on_nas_bench_201():
     """Meta-train on HELP's meta-training devices, adapt with the 10 reference samples, Spearman on the test devices
     over all other cells: the issue's target is a mean of 0.90 (HELP 0.932); the prior alone is far lower."""
-    from nasforge.bench.nb201 import load_table
     from nasforge.data import find_dataset
+    from nasforge.nb201table import load_table
 
     try:
         find_dataset("nb201")

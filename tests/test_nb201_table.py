@@ -12,9 +12,9 @@ import pytest
 from conftest import require_data
 
 from nasforge import pareto
-from nasforge.bench.nb201 import load_table, non_dominated
 from nasforge.errors import DataError, SpaceError, UnknownNameError
 from nasforge.evaluators import EVALUATORS, Context
+from nasforge.nb201table import load_table, non_dominated
 from nasforge.spaces.nb201 import from_string
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"

@@ -255,9 +255,9 @@ def test_server_that_accepts_and_never_answers_times_out(monkeypatch):
     srv.listen(8)
     held = []
     threading.Thread(target=lambda: [held.append(srv.accept()) for _ in range(8)], daemon=True).start()
-    import nasforge.storage.sql as sql
+    import nasforge.storage.errors as faults
 
-    monkeypatch.setattr(sql, "CONNECT_TIMEOUT_S", 1)  # the default (10 s) applies to every server URL
+    monkeypatch.setattr(faults, "CONNECT_TIMEOUT_S", 1)  # the default (10 s) applies to every server URL
     port = srv.getsockname()[1]
     try:
         for url in (f"{scheme}://u@127.0.0.1:{port}/db", f"{scheme}://u@127.0.0.1:{port}/db?connect_timeout=1"):

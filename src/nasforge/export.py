@@ -22,12 +22,12 @@ import contextlib
 import io
 import json
 import logging
-import platform
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import NasforgeError
+from .modelcard import raw_samples
 from .spaces.base import load_family
 from .task import Task
 from .trial import State
@@ -117,18 +117,6 @@ def study_source(study: Study, data: Any = None):
         return None
 
 
-def raw_samples(source, n: int, prefer: tuple[str, ...] = ("test", "val", "train")):
-    """(float32 raw samples, int labels, split name) of up to ``n`` samples of the first split of ``prefer`` the
-    source has."""
-    import numpy as np
-
-    meta = source.meta()
-    split = next(s for s in prefer if s in meta.splits)
-    k = min(n, meta.sizes[split])
-    idx = np.arange(k)
-    return source.load(split, idx).astype(np.float32), np.asarray(source.labels(split))[:k], split
-
-
 # --- ONNX ------------------------------------------------------------------------------------------------------------
 def export_onnx(model, input_shape: tuple[int, ...], path: Path, atol: float = 1e-4, samples: int = 8,
                 inputs=None) -> float:  # fmt: skip
@@ -162,16 +150,6 @@ def export_onnx(model, input_shape: tuple[int, ...], path: Path, atol: float = 1
     if not diff <= atol * max(1.0, float(np.abs(want).max())):
         raise NasforgeError(f"ONNX model disagrees with torch: max |diff| {diff:.3g} > {atol}")
     return diff
-
-
-def onnx_accuracy(path: Path, x, y, batch: int = 500) -> float:
-    """Top-1 accuracy (%) of the ONNX model at ``path`` on raw samples ``x`` with labels ``y``."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    hits = sum(int((sess.run(None, {"input": x[i : i + batch]})[0].argmax(1) == y[i : i + batch]).sum())
-               for i in range(0, len(x), batch))  # fmt: skip
-    return 100.0 * hits / max(len(y), 1)
 
 
 def _opset(path: Path) -> int | None:
@@ -282,16 +260,3 @@ def load(folder: str | Path):
 
 
 load_exported = load  # its older name
-
-
-def versions() -> dict[str, str]:
-    """The versions of what made and runs the exported files."""
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for pkg in ("nasforge", "torch", "onnx", "onnxruntime", "onnxscript", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out

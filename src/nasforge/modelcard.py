@@ -4,6 +4,7 @@ twin. Used by ``export.py``; torch-free except for what quantisation needs (onnx
 from __future__ import annotations
 
 import logging
+import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +39,6 @@ def _values(task: Task, source) -> tuple[str, dict[str, Any]]:
 
 def card(study: Study, trial: Trial, family: Family, task: Task, source) -> dict[str, Any]:
     """Everything ``arch.json`` says about an exported trial (the ONNX and int8 parts are added by the export)."""
-    from .export import versions
-
     values, stored = _values(task, source)
     norm = None
     if task.mean is not None and task.std is not None:
@@ -90,8 +89,6 @@ def quantize(fp32: Path, int8: Path, source, calibration: int = CALIBRATION_SAMP
     import numpy as np
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from .export import onnx_accuracy, raw_samples
 
     meta = source.meta()
     rng = np.random.default_rng(0)
@@ -174,3 +171,38 @@ def _shape(s: list) -> str:
 
 def _nums(v: list[float]) -> str:
     return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
+
+
+def raw_samples(source, n: int, prefer: tuple[str, ...] = ("test", "val", "train")):
+    """(float32 raw samples, int labels, split name) of up to ``n`` samples of the first split of ``prefer`` the
+    source has."""
+    import numpy as np
+
+    meta = source.meta()
+    split = next(s for s in prefer if s in meta.splits)
+    k = min(n, meta.sizes[split])
+    idx = np.arange(k)
+    return source.load(split, idx).astype(np.float32), np.asarray(source.labels(split))[:k], split
+
+
+def onnx_accuracy(path: Path, x, y, batch: int = 500) -> float:
+    """Top-1 accuracy (%) of the ONNX model at ``path`` on raw samples ``x`` with labels ``y``."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    hits = sum(int((sess.run(None, {"input": x[i : i + batch]})[0].argmax(1) == y[i : i + batch]).sum())
+               for i in range(0, len(x), batch))  # fmt: skip
+    return 100.0 * hits / max(len(y), 1)
+
+
+def versions() -> dict[str, str]:
+    """The versions of what made and runs the exported files."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("nasforge", "torch", "onnx", "onnxruntime", "onnxscript", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out

@@ -17,7 +17,7 @@ import numpy as np
 from ..pareto import non_dominated
 
 if TYPE_CHECKING:
-    from .runner import Problem
+    from .problem import Problem
 
 
 def single_curves(p: Problem, rows: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..bench.nb201 import load_table
 from ..constraints import Objective
+from ..nb201table import load_table
 
 
 def render(result: Mapping[str, Any]):

@@ -30,8 +30,8 @@ class TableEvaluator(Evaluator):
     @property
     def table(self):
         if self._table is None:  # kept on the instance: finding the file on every query would cost ~100 µs
-            from ..bench.nb201 import load_table
             from ..errors import UnknownNameError
+            from ..nb201table import load_table
 
             if self.benchmark != "nb201":
                 raise UnknownNameError(f"unknown table benchmark {self.benchmark!r}; known: nb201")

@@ -11,6 +11,9 @@ from typing import Any
 
 from ..errors import StorageError
 
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before it is reported (URL: ?timeout=)
+CONNECT_TIMEOUT_S = 10  # how long to wait for a database server to answer (URL: ?connect_timeout=)
+
 
 class ReadOnlyError(StorageError):
     """The database file, or the folder SQLite must write its journal into, cannot be written."""
@@ -100,8 +103,6 @@ def _server(msg: str, storage: Any) -> StorageError:
 
 
 def _busy_timeout(storage: Any) -> float:
-    from .sql import BUSY_TIMEOUT_S
-
     try:
         return float(storage._url().query.get("timeout", BUSY_TIMEOUT_S))
     except (TypeError, ValueError):
@@ -109,6 +110,4 @@ def _busy_timeout(storage: Any) -> float:
 
 
 def _connect_timeout() -> int:
-    from .sql import CONNECT_TIMEOUT_S
-
     return CONNECT_TIMEOUT_S

@@ -22,6 +22,7 @@ from sqlalchemy import event
 
 from ..errors import StorageError
 from ..trial import State, Trial
+from . import errors as faults  # the timeouts, read when used (tests shorten them)
 from .base import BACKENDS, DEFAULT_URL, Holder, Storage, check_study_name
 from .errors import DamagedError, LeaseLost, MissingDatabase, explain
 from .schema import (
@@ -40,8 +41,6 @@ from .schema import (
     trials_table,
 )
 
-BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before it is reported (URL: ?timeout=)
-CONNECT_TIMEOUT_S = 10  # how long to wait for a database server to answer (URL: ?connect_timeout=)
 _DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}  # pip names
 _WORKER_STATE: dict[str, tuple[sa.Engine, bool, frozenset[str]]] = {}  # in a worker: one engine per database
 
@@ -166,11 +165,11 @@ class SqlStorage(Storage):
         args: dict[str, Any] = {}
         backend = url.get_backend_name()
         if backend == "sqlite" and "timeout" not in url.query:
-            args["timeout"] = BUSY_TIMEOUT_S
+            args["timeout"] = faults.BUSY_TIMEOUT_S
         elif backend != "sqlite":  # a server that accepts but never answers must not hang us forever
             key = "timeout" if url.get_driver_name() in ("pg8000", "asyncpg") else "connect_timeout"
             if key not in url.query:
-                args[key] = CONNECT_TIMEOUT_S
+                args[key] = faults.CONNECT_TIMEOUT_S
         try:
             if immutable:
                 import sqlite3

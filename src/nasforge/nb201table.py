@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..constraints import Constraint, Objective
-from ..data import find_dataset
-from ..errors import DataError, NasforgeError, UnknownNameError
-from ..pareto import non_dominated
-from ..space import Arch
-from ..spaces.nb201 import DIMS, from_string, to_string
+from .constraints import Constraint, Objective
+from .data import find_dataset
+from .errors import DataError, NasforgeError, UnknownNameError
+from .pareto import non_dominated
+from .space import Arch
+from .spaces.nb201 import DIMS, from_string, to_string
 
 __all__ = ["FILE", "N_CELLS", "NB201Table", "load_table", "non_dominated"]  # non_dominated: from nasforge.pareto
 
