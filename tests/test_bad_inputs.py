@@ -196,7 +196,7 @@ CASES: list[Case] = [
     # --- storage, as far as the command line reaches it -----------------------------------------------------------
     Case("storage", "resume with other settings", ("search", "--strategy", "random", "--budget", "2", *QUICK,
          "--epochs", "3", "--study", "base", "--storage", "{db}", "-q"),
-         "study 'base' was created with evaluator_config.epochs=1, not 3"),
+         "study 'base' was created with evaluator_config.epochs=1 (now 3)"),
     Case("storage", "resume with other artifacts", (*BASE, "--storage", "{db}", "--artifacts", "{tmp}/elsewhere"),
          "study 'base' keeps its artifacts in"),
     Case("storage", "not a URL", ("show", "base", "--storage", "notaurl"), "cannot read storage URL 'notaurl'"),

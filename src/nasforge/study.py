@@ -225,12 +225,10 @@ class Study:
         keys = [k for k in sorted(set(old) | set(cfg)) if k not in _DESCRIPTIVE]
         diff = [k for k in keys if old.get(k) != cfg.get(k)]
         if diff:
-            path, a, b = diff[0], old.get(diff[0]), cfg.get(diff[0])
-            while isinstance(a, dict) and isinstance(b, dict):  # name the setting inside a section
-                sub = [x for x in sorted(set(a) | set(b)) if a.get(x) != b.get(x)]
-                path, a, b = f"{path}.{sub[0]}", a.get(sub[0]), b.get(sub[0])
+            k = diff[0]
+            what = ", ".join(f"{p}={a!r} (now {b!r})" for p, a, b in _differences(k, old.get(k), cfg.get(k))[:3])
             raise StorageError(
-                f"study {self.name!r} was created with {path}={a!r}, not {b!r}; "
+                f"study {self.name!r} was created with {what}; "
                 "rerun with the same settings to resume, or use a new --study name"
             )
 
@@ -239,6 +237,14 @@ class Study:
         new = {**cfg, "artifacts": dict(artifacts)}
         if old != new:  # a new study, or an older record gaining the descriptive entries
             self.storage.set_config(self.id, {**old, **new})
+
+
+def _differences(path: str, a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """The settings that differ between two recorded values, named inside their sections (``evaluator_config.lr``)."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [(path, a, b)]
+    return [d for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) for d in _differences(f"{path}.{k}", a.get(k),
+                                                                                          b.get(k))]  # fmt: skip
 
 
 def _config(family, strategy, evaluator, gate, objs, seed, task, extra, bits, analytic) -> dict[str, Any]:
