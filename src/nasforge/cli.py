@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .commands.output import print_whole
+from .commands.output import writing as _writing
 from .errors import NasforgeError
 from .storage import DEFAULT_URL
 from .units import human
@@ -402,17 +401,6 @@ def _export(study, trial, out_dir: Path, say: bool = True) -> dict:
                   (f" (ONNX vs torch max |diff| {diff:.2e})" if diff is not None else ""))
     return {"trial": trial.number, "folder": str(out_dir), "files": written, "onnx_max_abs_diff": info.get(
         "onnx_max_abs_diff")}
-
-
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """A file or folder that cannot be written where the user asked (no such folder, a file in the way, no
-    permission, a full disk) is the user's to mend: one line, not a traceback."""
-    try:
-        yield
-    except OSError as e:
-        where = e.filename or path
-        raise NasforgeError(f"cannot write {where}: {e.strerror or e}; choose another place") from None
 
 
 @app.command()

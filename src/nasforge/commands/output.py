@@ -11,7 +11,9 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
@@ -66,3 +68,16 @@ def print_whole(console: Console, renderable: Any) -> None:
         return
     width = max(80, Console(width=100_000).measure(renderable).maximum)
     Console(file=console.file, width=width, highlight=False).print(renderable)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """A file or folder that cannot be written where the user asked (no such folder, a file in the way, no
+    permission, a full disk) is the user's to mend: one line, not a traceback."""
+    from ..errors import NasforgeError
+
+    try:
+        yield
+    except OSError as e:
+        where = e.filename or path
+        raise NasforgeError(f"cannot write {where}: {e.strerror or e}; choose another place") from None
