@@ -132,8 +132,11 @@ def lut(
     input_shape: InputOpt = None,
     classes: ClassesOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Calibrate again a resumed table that has a "
+                                                                    "calibration (kept by default).")] = False,
 ) -> None:
-    """Build (or resume) the per-unit latency lookup table of a family, then calibrate it on whole networks."""
+    """Build (or resume) the per-unit latency lookup table of a family, then calibrate it on whole networks (once:
+    a resumed table keeps its calibration unless --recalibrate)."""
     from rich.console import Console
 
     from ..latency.base import sample_archs
@@ -145,14 +148,20 @@ def lut(
                         runtime=runtime, threads=threads, repeats=repeats, warmup=warmup)
     con = Console()
     con.print(f"{len(table)} units in {out}")
-    if calibrate > 0:
+    if calibrate > 0 and table.calibrated and not recalibrate:
+        c = table.calibration
+        load = "unknown" if c.get("load_avg") is None else " ".join(map(str, c["load_avg"]))
+        con.print(f"kept the calibration of {c.get('calibrated_at', 'an earlier run')} (load average {load}): "
+                  f"measured ≈ {c['a']:.3f}·sum + {c['b']:.3f} ms; --recalibrate measures it again", highlight=False)
+    elif calibrate > 0:
         cal_archs = sample_archs(fam, calibrate, seed + 1)
         table.measure(family_units(fam, task, cal_archs, table.granularity), seed=seed)  # units the sample missed
         ms = MeasuredLatency(fam, task, runtime=runtime, threads=threads, seed=seed, cache=False).predict(cal_archs)
         c = table.calibrate([fam.layers(a, task) for a in cal_archs], ms)
         table.save()
         con.print(f"calibration on {calibrate} measured archs: measured ≈ {c['a']:.3f}·sum + {c['b']:.3f} ms "
-                  f"(rmse {c['rmse_ms']:.3f} ms)")
+                  f"(rmse {c['rmse_ms']:.3f} ms; {c['calibrated_at']}, load average "
+                  f"{'unknown' if c['load_avg'] is None else ' '.join(map(str, c['load_avg']))})", highlight=False)
 
 
 @predictor_app.command("train")
