@@ -156,8 +156,10 @@ def _run(cfg, quiet: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .config import build
+    from .quick import shrink_config
     from .study import Study
 
+    cfg = shrink_config(cfg)
     family, strategy, evaluator, executor, cost_models = build(cfg)
     study = Study.open(cfg.study, cfg.storage)
     before = study.trials()

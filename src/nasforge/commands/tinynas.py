@@ -35,11 +35,13 @@ def optimise(
     from rich.table import Table
 
     from ..errors import NasforgeError
+    from ..quick import shrink
     from ..spaces import Task, create_family
     from ..tinynas import optimise_space
     from .output import print_whole, writing
 
     err = Console(stderr=True)
+    n = shrink("tinynas optimise", {"n": n})["n"]
     fam = create_family(family)
     task = Task((channels, 224, 224), classes)  # H×W come from each arch's resolution
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
