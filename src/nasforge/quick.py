@@ -17,7 +17,7 @@ ENV = "NASFORGE_QUICK"
 
 # option -> its quick size; ``None`` for one of CAP_WHEN_NONE ("all the data", "the default") becomes it too
 SIZES: dict[str, int] = {
-    "budget": 2, "epochs": 1, "train_subset": 32, "test_subset": 16, "val_size": 16,  # search, run
+    "budget": 1, "epochs": 1, "train_subset": 32, "test_subset": 16, "val_size": 16,  # search, run
     "seeds": 2,  # bench nb201 (its budget: "budget" above)
     "random": 2, "archs": 6, "calibrate": 3, "repeats": 3, "warmup": 1,  # latency measure, lut
     "n_train": 8, "rounds": 1, "n_test": 4,  # latency predictor
