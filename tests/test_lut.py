@@ -186,3 +186,26 @@ def test_the_lut_runs_the_activation_its_spec_names(tmp_path):
         unit_module(Unit((LayerSpec("act", (4,), (4,), extra=(("act", "swish7"),)),)))
     model = T.LutLatency(fam, task, LatencyTable(tmp_path / "t.json", **FAST))
     assert (model.predict(archs) > 0).all() and len(model.lut) == 6  # per width: a block, a lone act, a pool
+
+
+def test_cli_resume_keeps_the_calibration_unless_recalibrate(tmp_path, capsys):
+    from nasforge.cli import main
+
+    path = tmp_path / "lut.json"
+    cmd = ["latency", "lut", "--family", "lenet", "--out", str(path), "--archs", "2", "--calibrate", "3",
+           "--repeats", "2", "--warmup", "0", "-q"]  # fmt: skip
+    assert main(cmd) == 0
+    cal = json.loads(path.read_text())["calibration"]
+    assert cal["n"] == 3 and cal["calibrated_at"].endswith("+00:00") and cal["cpus"] >= 1
+    assert cal["load_avg"] is None or len(cal["load_avg"]) == 3
+    data = json.loads(path.read_text())
+    data["calibration"]["a"] = 123.0  # a mark: a resume that recalibrates would overwrite it
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(cmd) == 0
+    said = capsys.readouterr().out
+    assert json.loads(path.read_text())["calibration"] == data["calibration"]
+    assert "kept the calibration of " + cal["calibrated_at"] in said and "--recalibrate" in said
+    assert main([*cmd, "--recalibrate"]) == 0
+    again = json.loads(path.read_text())["calibration"]
+    assert again["a"] != 123.0 and again["n"] == 3 and again["calibrated_at"] >= cal["calibrated_at"]

@@ -7,7 +7,6 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from nasforge.constraints import Constraint
 from nasforge.cost.counts import costs
@@ -93,20 +92,27 @@ def test_bad_input(toy):
         optimise_space(create_family("lenet"), TASK, ["sram<=1MiB"], n=5)
 
 
-def test_cli(tmp_path):
-    import typer
+def test_cli(tmp_path, monkeypatch, capsys):
+    from nasforge.cli import main
 
-    from nasforge.commands.tinynas import app
-
-    root = typer.Typer()  # mounted as the nasforge CLI mounts every commands/ sub-app
-    root.add_typer(app)
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "t.json"
     cmd = ["tinynas", "optimise"]
-    r = CliRunner().invoke(root, [*cmd, "--n", "8", "--plot", str(tmp_path / "p.png"), "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    assert "best sub-space" in r.output and (tmp_path / "p.png").exists()
+    assert main([*cmd, "--n", "8", "--plot", str(tmp_path / "p.png"), "--out", str(out)]) == 0
+    r = capsys.readouterr()
+    assert "best sub-space" in r.out and (tmp_path / "p.png").exists()
+    assert f"wrote the CDF plot to {tmp_path / 'p.png'}" in r.err and f"wrote the ranked table to {out}" in r.err
     assert json.loads(out.read_text())["constraints"] == ["sram<=256KiB", "flash<=1MiB"]
-    r = CliRunner().invoke(root, [*cmd, "--n", "2", "--limit", "sram<=1B", "--plot", str(tmp_path / "q.png")])
-    assert r.exit_code == 2 and "no sub-space" in r.output
-    r = CliRunner().invoke(root, [*cmd, "--limit", "accuracy>=3"])
-    assert r.exit_code == 2 and "cost metrics" in r.output
+    # no plot unless asked: the working folder gets nothing
+    assert main([*cmd, "--n", "4"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "t.json"]
+    capsys.readouterr()
+    # errors: one line on stderr in the shared form, exit 2, nothing of them on stdout
+    assert main([*cmd, "--n", "2", "--limit", "sram<=1B"]) == 2
+    r = capsys.readouterr()
+    assert r.err.startswith("error: no sub-space") and r.err.count("\n") == 1 and "error" not in r.out
+    assert main([*cmd, "--limit", "accuracy>=3"]) == 2
+    r = capsys.readouterr()
+    assert r.out == "" and r.err.startswith("error: ") and "cost metrics" in r.err and r.err.count("\n") == 1
+    assert main([*cmd, "--n", "2", "--plot", str(tmp_path / "t.json" / "p.png")]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot write")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .commands.output import print_whole
+from .commands.output import writing as _writing
 from .errors import NasforgeError
 from .storage import DEFAULT_URL
 from .units import human
@@ -26,8 +26,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-# a pipe or CI log gets wide lines instead of rich's 80-column default, so tables stay readable
-out = Console(width=None if sys.stdout.isatty() else 160)
+# a pipe or CI log gets whole lines instead of rich's 80-column default (tables: commands.output.print_whole)
+out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=not sys.stdout.isatty())
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (values as stored), for programs.")]
 
 StorageOpt = Annotated[str, typer.Option("--storage", help="Database URL (SQLAlchemy); SQLite file by default.")]
 StudyArg = Annotated[str, typer.Argument(help="Study name.")]
@@ -155,8 +156,10 @@ def _run(cfg, quiet: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .config import build
+    from .quick import shrink_config
     from .study import Study
 
+    cfg = shrink_config(cfg)
     family, strategy, evaluator, executor, cost_models = build(cfg)
     study = Study.open(cfg.study, cfg.storage)
     before = study.trials()
@@ -267,13 +270,21 @@ def _describer(study):
         return lambda arch: arch.to_json()
 
 
-def _table(study, describe, limit: int | None = None, show_all: bool = False, sort: str | None = None) -> None:
-    from .report import columns, sort_key
+def _shown(study, limit: int | None = None, show_all: bool = False, sort: str | None = None) -> tuple[list, list]:
+    """(all trials, the rows a table shows): feasible ones unless ``show_all``, best first, at most ``limit``."""
+    from .report import sort_key
     from .trial import State
 
     trials = study.trials()
     shown = trials if show_all else [t for t in trials if t.state != State.INFEASIBLE]
-    shown = sorted(shown, key=sort_key(study, sort))[:limit or None]
+    return trials, sorted(shown, key=sort_key(study, sort))[:limit or None]
+
+
+def _table(study, describe, limit: int | None = None, show_all: bool = False, sort: str | None = None) -> None:
+    from .report import columns
+    from .trial import State
+
+    trials, shown = _shown(study, limit, show_all, sort)
     costs, metrics = columns(study, trials)
     tab = Table(title=f"{study.name}: {len(shown)} of {len(trials)} trials", show_lines=False)
     for col in ["#", "arch", *costs, *metrics, "state", "time s"]:
@@ -284,7 +295,7 @@ def _table(study, describe, limit: int | None = None, show_all: bool = False, so
             *(human(m, t.value(m)) for m in metrics), t.state.value,
             f"{t.duration_s:.1f}" if t.duration_s else "-",
         )  # fmt: skip
-    out.print(tab)
+    print_whole(out, tab)
     n_inf = sum(1 for t in trials if t.state == State.INFEASIBLE)
     if n_inf and not show_all:
         out.print(f"{n_inf} infeasible archs (recorded with their costs, never evaluated) hidden; --all shows them")
@@ -297,16 +308,33 @@ def show(
     show_all: Annotated[bool, typer.Option("--all", help="Include infeasible archs.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Show at most N rows.")] = None,
     sort: Annotated[str | None, typer.Option(help="Sort by this metric (default: the first objective).")] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="The table as CSV on stdout (values as stored).")] = False,
 ) -> None:
     """Table of a study's trials: arch, params, MACs, size, accuracy, state, time."""
+    from .commands.output import print_json, trial_record, write_csv
+    from .report import columns
     from .study import Study
 
+    if as_json and as_csv:
+        raise NasforgeError("give at most one of --json and --csv")
     study = Study.open(name, storage, create=False)
     known = sorted({k for t in study.trials() for k in t.values})
     if sort is not None and known and sort not in known:
         raise NasforgeError(f"--sort {sort!r}: no trial of study {name!r} has that metric; sort by one of: "
                             f"{', '.join(known)}")  # fmt: skip
-    _table(study, _describer(study), limit=limit, show_all=show_all, sort=sort)
+    describe = _describer(study)
+    if not (as_json or as_csv):
+        _table(study, describe, limit=limit, show_all=show_all, sort=sort)
+        return
+    trials, shown = _shown(study, limit, show_all, sort)
+    if as_csv:
+        costs, metrics = columns(study, trials)
+        write_csv(shown, describe, costs + metrics)
+        return
+    print_json({"study": study.name, "trials_total": len(trials), "objectives": [str(o) for o in study.objectives()],
+                "constraints": [str(c) for c in study.constraints()],
+                "trials": [trial_record(t, describe) for t in shown]})  # fmt: skip
 
 
 @app.command()
@@ -314,8 +342,10 @@ def best(
     name: StudyArg,
     storage: StorageOpt = DEFAULT_URL,
     export: Annotated[Path | None, typer.Option(help="Write weights, arch JSON and ONNX into this folder.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """The best feasible trial; with --export, the model ready to ship."""
+    from .commands.output import print_json, trial_record
     from .study import Study
 
     study = Study.open(name, storage, create=False)
@@ -323,6 +353,12 @@ def best(
     b = study.best()
     if b is None:
         raise NasforgeError(f"study {name!r} has no feasible completed trial yet")
+    if as_json:
+        doc = {"study": study.name, "best": trial_record(b, describe)}
+        if export is not None:
+            doc["export"] = _export(study, b, export, say=False)
+        print_json(doc)
+        return
     out.print(f"best of [b]{name}[/b]: trial {b.number} {describe(b.arch)}")
     for k, v in {**b.costs, **b.metrics}.items():
         out.print(f"  {k:>14}: {human(k, v)}")
@@ -353,24 +389,20 @@ def export_cmd(
     _export(study, t, out_dir)
 
 
-def _export(study, trial, out_dir: Path) -> None:
+def _export(study, trial, out_dir: Path, say: bool = True) -> dict:
+    """Export a trial into ``out_dir``; says (or, for ``--json``, returns) every file written there."""
     from .export import export_trial
 
     with _writing(out_dir):
         info = export_trial(study, trial, out_dir)
-    out.print(f"exported trial {trial.number} to {out_dir}: " + ", ".join(info["files"].values()) +
-              (f" (ONNX vs torch max |diff| {info['onnx_max_abs_diff']:.2e})" if "onnx_max_abs_diff" in info else ""))
-
-
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """A file or folder that cannot be written where the user asked (no such folder, a file in the way, no
-    permission, a full disk) is the user's to mend: one line, not a traceback."""
-    try:
-        yield
-    except OSError as e:
-        where = e.filename or path
-        raise NasforgeError(f"cannot write {where}: {e.strerror or e}; choose another place") from None
+    files = [*info["files"].values(), "arch.json", "MODEL_CARD.md"]
+    written = [f for f in dict.fromkeys(files) if (out_dir / f).is_file()]
+    if say:
+        diff = info.get("onnx_max_abs_diff")
+        out.print(f"exported trial {trial.number} to {out_dir}: " + ", ".join(written) +
+                  (f" (ONNX vs torch max |diff| {diff:.2e})" if diff is not None else ""))
+    return {"trial": trial.number, "folder": str(out_dir), "files": written, "onnx_max_abs_diff": info.get(
+        "onnx_max_abs_diff")}
 
 
 @app.command()
@@ -390,26 +422,40 @@ def report(
 
 
 @app.command("list")
-def list_cmd(storage: Annotated[str | None, typer.Option(help="Also list the studies in this database.")] = None):
+def list_cmd(
+    storage: Annotated[str | None, typer.Option(help="Also list the studies in this database.")] = None,
+    as_json: JsonOpt = False,
+):
     """Registered families, strategies, evaluators and data sets (and the studies in a database)."""
+    from .commands.output import print_json
     from .data import IMAGE_SETS
     from .evaluators import EVALUATORS
     from .spaces import FAMILIES, create_family
     from .strategies import STRATEGIES
 
+    families: dict[str, dict] = {}
     for fam in FAMILIES.names():
         try:
-            size = f"{create_family(fam).space.size:,} archs"
+            families[fam] = {"size": create_family(fam).space.size}
         except NasforgeError as e:
-            size = str(e)
-        out.print(f"family    {fam:<12} {size}")
-    out.print("strategy  " + ", ".join(STRATEGIES.names()))
-    out.print("evaluator " + ", ".join(EVALUATORS.names()))
-    out.print("data set  " + ", ".join(sorted(IMAGE_SETS)))
+            families[fam] = {"size": None, "error": str(e)}
+    doc = {"families": families, "strategies": list(STRATEGIES.names()), "evaluators": list(EVALUATORS.names()),
+           "datasets": sorted(IMAGE_SETS)}  # fmt: skip
     if storage:
         from .storage import Storage
 
-        out.print("studies   " + (", ".join(Storage(storage).study_names()) or "none"))
+        doc["studies"] = list(Storage(storage).study_names())
+    if as_json:
+        print_json(doc)
+        return
+    for fam, d in families.items():
+        size = d["error"] if d["size"] is None else f"{d['size']:,} archs"
+        out.print(f"family    {fam:<12} {size}")
+    out.print("strategy  " + ", ".join(doc["strategies"]))
+    out.print("evaluator " + ", ".join(doc["evaluators"]))
+    out.print("data set  " + ", ".join(doc["datasets"]))
+    if storage:
+        out.print("studies   " + (", ".join(doc["studies"]) or "none"))
 
 
 @app.command()

@@ -57,8 +57,11 @@ def nb201(
 
     from ..bench.runner import Contender, problem, run_benchmark
     from ..errors import NasforgeError
+    from ..quick import shrink
     from .bench_render import show, write
 
+    sizes = shrink("bench nb201", {"budget": budget, "seeds": seeds})
+    budget, seeds = sizes["budget"], sizes["seeds"]
     torch.set_num_threads(1)  # strategies' tensors are tiny: extra threads only contend (this process is ours)
     err = Console(stderr=True)
     try:

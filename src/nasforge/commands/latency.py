@@ -11,6 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from ..quick import shrink
+from .output import print_whole
+
 app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.")
 predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.")
 app.add_typer(predictor_app)
@@ -94,6 +97,8 @@ def measure(
     from ..latency.machine import machine_fingerprint
     from ..latency.measured import MeasuredLatency
 
+    q = shrink("latency measure", {"random": random, "repeats": repeats, "warmup": warmup})
+    random, repeats, warmup = q["random"], q["repeats"], q["warmup"]
     fam, task = _setup(family, family_opt, input_shape, classes)
     archs = _archs(fam, arch, random, seed)
     model = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, seed=seed,
@@ -110,7 +115,7 @@ def measure(
         t.add_row(fam.describe(a), f"{macs / 1e6:.1f}", f"{s['median_ms']:.3f}", f"{s['min_ms']:.3f}",
                   f"{s['q10_ms']:.3f}", f"{s['spread']:.1%}")
         rows.append({"arch": dict(a), "key": a.key, "macs": macs, **s})
-    Console(width=160).print(t)
+    print_whole(Console(), t)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"machine": fp, "family": family, "results": rows}, indent=1))
@@ -132,27 +137,38 @@ def lut(
     input_shape: InputOpt = None,
     classes: ClassesOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Calibrate again a resumed table that has a "
+                                                                    "calibration (kept by default).")] = False,
 ) -> None:
-    """Build (or resume) the per-unit latency lookup table of a family, then calibrate it on whole networks."""
+    """Build (or resume) the per-unit latency lookup table of a family, then calibrate it on whole networks (once:
+    a resumed table keeps its calibration unless --recalibrate)."""
     from rich.console import Console
 
     from ..latency.base import sample_archs
     from ..latency.lut import build_table, family_units
     from ..latency.measured import MeasuredLatency
 
+    q = shrink("latency lut", {"archs": archs, "calibrate": calibrate, "repeats": repeats, "warmup": warmup})
+    archs, calibrate, repeats, warmup = q["archs"], q["calibrate"], q["repeats"], q["warmup"]
     fam, task = _setup(family, family_opt, input_shape, classes)
     table = build_table(fam, task, out, n_archs=archs, seed=seed, progress=not quiet, granularity=granularity,
                         runtime=runtime, threads=threads, repeats=repeats, warmup=warmup)
-    con = Console()
+    con = Console(soft_wrap=True)
     con.print(f"{len(table)} units in {out}")
-    if calibrate > 0:
+    if calibrate > 0 and table.calibrated and not recalibrate:
+        c = table.calibration
+        load = "unknown" if c.get("load_avg") is None else " ".join(map(str, c["load_avg"]))
+        con.print(f"kept the calibration of {c.get('calibrated_at', 'an earlier run')} (load average {load}): "
+                  f"measured ≈ {c['a']:.3f}·sum + {c['b']:.3f} ms; --recalibrate measures it again", highlight=False)
+    elif calibrate > 0:
         cal_archs = sample_archs(fam, calibrate, seed + 1)
         table.measure(family_units(fam, task, cal_archs, table.granularity), seed=seed)  # units the sample missed
         ms = MeasuredLatency(fam, task, runtime=runtime, threads=threads, seed=seed, cache=False).predict(cal_archs)
         c = table.calibrate([fam.layers(a, task) for a in cal_archs], ms)
         table.save()
         con.print(f"calibration on {calibrate} measured archs: measured ≈ {c['a']:.3f}·sum + {c['b']:.3f} ms "
-                  f"(rmse {c['rmse_ms']:.3f} ms)")
+                  f"(rmse {c['rmse_ms']:.3f} ms; {c['calibrated_at']}, load average "
+                  f"{'unknown' if c['load_avg'] is None else ' '.join(map(str, c['load_avg']))})", highlight=False)
 
 
 @predictor_app.command("train")
@@ -185,12 +201,14 @@ def predictor_train(
     from ..latency.predictor import PredictorError
     from ..latency.table import LatencyTable
 
+    q = shrink("latency predictor train", {"n_train": n_train, "rounds": rounds, "repeats": repeats, "warmup": warmup})
+    n_train, rounds, repeats, warmup = q["n_train"], q["rounds"], q["repeats"], q["warmup"]
     fam, task = _setup(family, family_opt, input_shape, classes)
     meas = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, stat=stat,
                            seed=seed, cache_dir=cache_dir)
     archs = sample_archs(fam, n_train, seed)
     ms = meas.predict(archs)
-    con = Console()
+    con = Console(soft_wrap=True)
     if kind == "model":
         p, pool, _, hist = adaptive_fit(ModelPredictor(fam, task, regressor, seed), archs, ms,
                                         lambda new: meas.predict(new), rounds=rounds)
@@ -224,11 +242,13 @@ def predictor_evaluate(
     from ..latency.measured import MeasuredLatency
     from ..latency.predictor import LatencyPredictor
 
+    q = shrink("latency predictor evaluate", {"n_test": n_test, "repeats": repeats, "warmup": warmup})
+    n_test, repeats, warmup = q["n_test"], q["repeats"], q["warmup"]
     p = LatencyPredictor.load(predictor)
     fam, task = p.fam, p.task
     archs = sample_archs(fam, n_test, seed)
     ms = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, stat=stat,
                          seed=seed, cache_dir=cache_dir).predict(archs)
     r = p.evaluate(archs, ms)
-    Console().print(f"{p.kind} predictor on {r['n']} held-out {fam.name} archs: ±10% accuracy {r['acc10']:.1%}, "
-                    f"RMSE {r['rmse_ms']:.3f} ms, Spearman {r['spearman']:.3f}")
+    Console(soft_wrap=True).print(f"{p.kind} predictor on {r['n']} held-out {fam.name} archs: ±10% accuracy "
+                                  f"{r['acc10']:.1%}, RMSE {r['rmse_ms']:.3f} ms, Spearman {r['spearman']:.3f}")

@@ -22,31 +22,33 @@ def optimise(
     classes: int = typer.Option(1000, help="classes of the task (the classifier's size counts towards flash)"),
     channels: int = typer.Option(3, help="input channels of the task"),
     mcu_bits: int = typer.Option(8, help="bit width of weights (flash) and activations (sram)"),
-    plot: Path = typer.Option(Path("tinynas_cdf.png"), help="where to write the MACs CDF plot"),
+    plot: Path | None = typer.Option(None, help="also write the MACs CDF plot (PNG) here"),
     out: Path | None = typer.Option(None, help="also write the ranked table as JSON here"),
 ) -> None:
-    """Rank (width, resolution) sub-spaces by the MACs their archs reach within the memory limits."""
+    """Rank (width, resolution) sub-spaces by the MACs their archs reach within the memory limits.
+
+    User errors are ``NasforgeError``s, left to ``nasforge.cli.main`` (one line on stderr, exit 2); the table goes to
+    stdout, the progress bar and notes of what was written to stderr; files are written only where asked.
+    """
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import Progress
     from rich.table import Table
 
     from ..errors import NasforgeError
+    from ..quick import shrink
     from ..spaces import Task, create_family
     from ..tinynas import optimise_space
+    from .output import print_whole, writing
 
-    console, err = Console(), Console(stderr=True)
-    try:
-        fam = create_family(family)
-        task = Task((channels, 224, 224), classes)  # H×W come from each arch's resolution
-        with Progress(console=console, transient=True) as bar:
-            job = bar.add_task("sampling sub-spaces", total=None)
-            res = optimise_space(fam, task, limit, axes=[a.strip() for a in axes.split(",") if a.strip()], n=n,
-                                 seed=seed, score=score, mcu_bits=mcu_bits,
-                                 progress=lambda d, t: bar.update(job, completed=d, total=t))
-    except NasforgeError as e:  # one line on stderr and exit 2, like nasforge.cli.main (this app also runs alone)
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    err = Console(stderr=True)
+    n = shrink("tinynas optimise", {"n": n})["n"]
+    fam = create_family(family)
+    task = Task((channels, 224, 224), classes)  # H×W come from each arch's resolution
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        job = bar.add_task("sampling sub-spaces", total=None)
+        res = optimise_space(fam, task, limit, axes=[a.strip() for a in axes.split(",") if a.strip()], n=n,
+                             seed=seed, score=score, mcu_bits=mcu_bits,
+                             progress=lambda d, t: bar.update(job, completed=d, total=t))
     t = Table(title=f"TinyNAS sub-spaces under {', '.join(res.constraints)} (score: {score} feasible MACs)")
     for col in ("rank", *res.subspaces[0].values, "feasible", "mean MACs (M)", "median MACs (M)", "max MACs (M)"):
         t.add_column(str(col), justify="right")
@@ -57,13 +59,16 @@ def optimise(
         t.add_row(str(row["rank"] or "-"), *(str(row[k]) for k in res.subspaces[0].values),
                   f"{row['feasible']}/{row['sampled']}", m(row["mean_macs"]), m(row["median_macs"]),
                   m(row["max_macs"]))
-    console.print(t)
-    res.plot(plot)
-    console.print(f"CDF plot: {plot}")
+    print_whole(Console(), t)
+    if plot is not None:
+        with writing(plot):
+            res.plot(plot)
+        err.print(f"wrote the CDF plot to {plot}", highlight=False, soft_wrap=True)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res.to_dict(), indent=2))
+        with writing(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(res.to_dict(), indent=2))
+        err.print(f"wrote the ranked table to {out}", highlight=False, soft_wrap=True)
     if res.best is None:
-        err.print("[red]error:[/red] no sub-space has a feasible arch; loosen the limits or add smaller choices")
-        raise typer.Exit(2)
-    console.print(f"best sub-space: {res.best.label()}")
+        raise NasforgeError("no sub-space has a feasible arch; loosen the limits or add smaller choices")
+    Console().print(f"best sub-space: {res.best.label()}", highlight=False)

@@ -33,6 +33,19 @@ from .units import LutError, Unit, split_units, unit_module
 FORMAT = "nasforge-lut/1"
 
 
+def calibration_conditions() -> dict[str, Any]:
+    """When (UTC, ISO 8601) and under what load (the 1, 5 and 15-minute load averages, and the CPU count) a
+    calibration was measured: a table calibrated on a busy machine predicts the busy machine's latencies."""
+    import datetime
+
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # not every platform has load averages
+        load = None
+    at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {"calibrated_at": at, "load_avg": load, "cpus": os.cpu_count()}
+
+
 class LatencyTable:
     """Per-unit latencies (ms) measured with one runtime and thread count, plus a linear calibration.
 
@@ -62,7 +75,7 @@ class LatencyTable:
         self.runtime, self.threads, self.granularity, self.stat = runtime, threads, granularity, stat
         self.warmup, self.repeats, self.target_ms, self.exporter = warmup, repeats, target_ms, exporter
         self.entries: dict[str, dict[str, float]] = {}
-        self.calibration: dict[str, float] = {"a": 1.0, "b": 0.0, "n": 0}
+        self.calibration: dict[str, Any] = {"a": 1.0, "b": 0.0, "n": 0}
         self.machine: dict[str, Any] | None = None
 
     def settings(self) -> dict[str, Any]:
@@ -153,8 +166,9 @@ class LatencyTable:
             return s
         return float(self.calibration["a"] * s + self.calibration["b"])
 
-    def calibrate(self, layer_lists: Sequence[Sequence[LayerSpec]], measured_ms: Sequence[float]) -> dict[str, float]:
-        """Fit measured = a·(LUT sum) + b by least squares over networks whose latency was measured."""
+    def calibrate(self, layer_lists: Sequence[Sequence[LayerSpec]], measured_ms: Sequence[float]) -> dict[str, Any]:
+        """Fit measured = a·(LUT sum) + b by least squares over networks whose latency was measured; records when and
+        under what load (``calibration_conditions``)."""
         x = np.array([self.raw_sum(lay) for lay in layer_lists], dtype=float)
         y = np.asarray(measured_ms, dtype=float)
         if len(x) != len(y) or len(x) == 0:
@@ -164,8 +178,14 @@ class LatencyTable:
         else:
             a, b = (float(v) for v in np.polyfit(x, y, 1))
         resid = y - (a * x + b)
-        self.calibration = {"a": a, "b": b, "n": len(x), "rmse_ms": float(np.sqrt(np.mean(resid**2)))}
+        self.calibration = {"a": a, "b": b, "n": len(x), "rmse_ms": float(np.sqrt(np.mean(resid**2))),
+                            **calibration_conditions()}  # fmt: skip
         return self.calibration
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether ``calibrate`` has fitted the table on measured networks (a new table holds a = 1, b = 0)."""
+        return int(self.calibration.get("n", 0) or 0) > 0
 
     # --- measurement --------------------------------------------------------------------------------------------------
     def measure(self, units: Iterable[Unit], *, chunk: int = 16, seed: int = 0, progress: bool = False) -> int:
