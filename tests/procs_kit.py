@@ -40,7 +40,8 @@ def run_study(url: str, budget: int, workers: int = 1, lease_s: float = 60.0, na
 
 
 DRIVER = """
-import sys, time
+import faulthandler, signal, sys, time
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # a test that waits too long asks where the driver hangs
 sys.path[:0] = [{tests!r}, {src!r}]
 from nasforge.errors import NasforgeError
 from procs_kit import run_study

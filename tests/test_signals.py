@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import Future
@@ -38,7 +39,14 @@ def test_ctrl_c_with_workers_keeps_what_finished_and_exits_at_once(tmp_path, mon
                  what="trial 0 recorded and trial 2 running")  # fmt: skip
         t0 = time.time()
         os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the driver and its workers
-        out, err = driver.communicate(timeout=60)
+        try:
+            out, err = driver.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.kill(driver.pid, signal.SIGUSR1)  # its threads' stacks, to stderr
+            time.sleep(2)
+            os.killpg(driver.pid, signal.SIGKILL)
+            out, err = driver.communicate()
+            pytest.fail(f"the driver did not exit within 60 s of Ctrl-C; where it was:\n{err[-6000:]}")
         took = time.time() - t0
     finally:
         if driver.poll() is None:
@@ -101,3 +109,16 @@ def test_interrupted_loop_records_the_finished_and_aborts_the_rest():
     assert ex.aborted
     assert [(t.number, t.state) for t in study.trials()] == [(0, State.COMPLETE), (1, State.COMPLETE),
                                                               (2, State.RUNNING)]  # fmt: skip
+
+
+def test_ctrl_c_during_a_database_write_is_raised_once_the_write_is_done():
+    from nasforge.loop import _no_ctrl_c_inside
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _no_ctrl_c_inside():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a Ctrl-C here would cut the write short
+            done.append("written")
+    assert done == ["written"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

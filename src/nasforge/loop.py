@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .artifacts import ArtifactKey, ArtifactStore, TrialArtifacts
@@ -187,7 +190,8 @@ class Loop:
         if lease is not None and lease.lost:
             raise lease.lost_error()
         try:
-            method(self.p.study_id, *args, owner=None if lease is None else lease.owner)
+            with _no_ctrl_c_inside():
+                method(self.p.study_id, *args, owner=None if lease is None else lease.owner)
         except LeaseLost:
             if lease is None:
                 raise
@@ -232,3 +236,23 @@ def _outcome(f: Future[Outcome], t: Trial) -> Outcome:
             "trials are saved: rerun to resume (the trial runs again)"
         ) from None
     return f.result()
+
+
+@contextmanager
+def _no_ctrl_c_inside() -> Iterator[None]:
+    """Ctrl-C never lands inside a database write: SIGINT is held while the write runs and raised right after it, so
+    the driver never goes on to record and close with a connection interrupted half-way. Main thread only (the only
+    one Python delivers SIGINT to), and only where Ctrl-C is Python's default KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    got: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, _frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got:
+            raise KeyboardInterrupt
