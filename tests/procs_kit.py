@@ -4,6 +4,7 @@ script, and what /proc says about a process's session. Importable by spawned wor
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -64,9 +65,11 @@ def start_driver(url: str, budget: int, *, workers: int = 1, lease_s: float = 60
                  env: dict | None = None) -> subprocess.Popen:  # fmt: skip
     """A driver in its own session (like a terminal's foreground job), started at time ``at`` (a barrier)."""
     code = DRIVER.format(tests=str(TESTS), src=str(SRC), url=url, budget=budget, workers=workers, lease_s=lease_s)
+    # Ctrl-C as in a terminal even where the tests run as a background job, whose children inherit SIGINT ignored
     return subprocess.Popen(
         [sys.executable, "-c", code, str(at)], env={**os.environ, **(env or {})}, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 

@@ -114,11 +114,15 @@ def test_interrupted_loop_records_the_finished_and_aborts_the_rest():
 def test_ctrl_c_during_a_database_write_is_raised_once_the_write_is_done():
     from nasforge.loop import _no_ctrl_c_inside
 
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    done = []
-    with pytest.raises(KeyboardInterrupt):
-        with _no_ctrl_c_inside():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # a Ctrl-C here would cut the write short
-            done.append("written")
-    assert done == ["written"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Ctrl-C as in a terminal (a test run in the background inherits SIGINT ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with _no_ctrl_c_inside():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # a Ctrl-C here would cut the write short
+                done.append("written")
+        assert done == ["written"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
