@@ -1,4 +1,5 @@
-"""Output for programs: ``--json`` on show, best and list, ``--csv`` on show; piped tables are never cut."""
+"""Output for programs: ``--json`` on show, best, list, bench and latency, ``--csv`` on show, bench and latency measure;
+piped tables are never cut."""
 
 import csv
 import io
@@ -127,3 +128,35 @@ def test_best_export_says_every_file_it_wrote(mnist, tmp_path, capsys):
     assert cli("best", "e", "--storage", db, "--export", tmp_path / "y", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert sorted(doc["export"]["files"]) == sorted(p.name for p in (tmp_path / "y").iterdir()) == written
+
+
+def test_bench_json_is_the_written_file_and_csv_its_rows(tmp_path, capsys):
+    from conftest import require_data
+
+    require_data("nb201")
+    args = ["bench", "nb201", "--seeds", "2", "--budget", "12", "--budgets", "6,12", "-s", "random,evolution"]
+    assert cli(*args, "--out", tmp_path / "j", "--json") == 0
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)  # stdout holds the document alone; what was written is said on stderr
+    assert doc == json.loads((tmp_path / "j" / "nb201.json").read_text()) and "wrote" in cap.err
+    assert cli(*args, "--out", tmp_path / "c", "--csv") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    want_rows = [(s, b) for s in ("random", "evolution") for b in ("6", "12")]
+    assert [(r["strategy"], r["budget"]) for r in rows] == want_rows
+    for r in rows:
+        want = doc["contenders"][r["strategy"]]["budgets"][r["budget"]]
+        assert float(r["regret_mean"]) == want["regret_mean"] and r["seeds"] == "2"
+
+
+def test_latency_measure_json_and_csv_hold_the_same_timings(tmp_path, capsys):
+    base = ["latency", "measure", "--family", "lenet", "--random", "2", "--repeats", "3", "--warmup", "1",
+            "--cache-dir", tmp_path]  # fmt: skip
+    assert cli(*base, "--json") == 0  # measured once, cached: the CSV run reads the same timings
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["family"] == "lenet" and len(doc["results"]) == 2
+    assert cli(*base, "--csv") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["key"] for r in rows] == [r["key"] for r in doc["results"]]
+    for r, d in zip(rows, doc["results"], strict=True):
+        assert float(r["median_ms"]) == d["median_ms"] and json.loads(r["arch"]) == d["arch"]
+    assert cli(*base, "--json", "--csv") == 2

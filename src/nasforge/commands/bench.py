@@ -48,6 +48,8 @@ def nb201(
     budgets: str | None = typer.Option(None, help="checkpoints, e.g. '25,50,100,200,300' (default depends on mode)"),
     out: Path = typer.Option(Path("nb201-bench"), help="folder for nb201.json and nb201.png"),
     data_dir: Path | None = typer.Option(None, help="folder that holds nb201/ (default: NASFORGE_DATA, ...)"),
+    as_json: bool = typer.Option(False, "--json", help="The results as one JSON document on stdout (as nb201.json)."),
+    as_csv: bool = typer.Option(False, "--csv", help="One CSV row per strategy and budget on stdout."),
 ) -> None:
     """Mean ± std regret at each budget (or hypervolume ratio and true-front cells found), a plot and a JSON file."""
     import torch
@@ -59,12 +61,14 @@ def nb201(
     from ..errors import NasforgeError
     from ..quick import shrink
     from .bench_render import show, write
+    from .output import one_format, print_json, write_rows
 
     sizes = shrink("bench nb201", {"budget": budget, "seeds": seeds})
     budget, seeds = sizes["budget"], sizes["seeds"]
     torch.set_num_threads(1)  # strategies' tensors are tiny: extra threads only contend (this process is ours)
     err = Console(stderr=True)
     try:
+        one_format(as_json, as_csv)
         objs = [o.strip() for o in (objectives or objective).split(",") if o.strip()]
         contenders = list({c.label: c for c in map(Contender.parse, _split(strategy))}.values())  # '-s a -s a': once
         if seeds < 1 or budget < 1:
@@ -96,5 +100,13 @@ def nb201(
     except NasforgeError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    show(result)
-    typer.echo(f"wrote {paths['json']} and {paths['png']}")
+    if as_json:
+        print_json(result)
+    elif as_csv:
+        rows = [{"strategy": label, "seeds": len(c["seeds"]), "budget": int(b), **v}
+                for label, c in result["contenders"].items() for b, v in c["budgets"].items()]  # fmt: skip
+        keys = sorted({k for r in rows for k in r} - {"strategy", "seeds", "budget"})
+        write_rows(rows, ["strategy", "seeds", "budget", *keys])
+    else:
+        show(result)
+    typer.echo(f"wrote {paths['json']} and {paths['png']}", err=as_json or as_csv)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..quick import shrink
-from .output import print_whole
+from .output import one_format, print_json, print_whole, write_rows
 
 app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.")
 predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.")
@@ -29,6 +29,7 @@ ThreadsOpt = Annotated[int, typer.Option(min=1, help="Intra-op threads (1 is the
 RepeatsOpt = Annotated[int, typer.Option(min=1, help="Timed calls per model (after the warm-up).")]
 WarmupOpt = Annotated[int, typer.Option(min=0, help="Untimed calls first.")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Seed for sampling archs and the order of interleaved repeats.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (values as stored), for programs.")]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder (default $NASFORGE_CACHE_DIR, "
                                                     "$XDG_CACHE_HOME/nasforge or ~/.cache/nasforge).")]
 
@@ -89,6 +90,8 @@ def measure(
     cache_dir: CacheOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure again and do not store.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per arch on stdout (values as stored).")] = False,
 ) -> None:
     """Time archs at batch 1 in eval mode (interleaved repeats); print median, minimum, q10 and spread."""
     from rich.console import Console
@@ -97,6 +100,7 @@ def measure(
     from ..latency.machine import machine_fingerprint
     from ..latency.measured import MeasuredLatency
 
+    one_format(as_json, as_csv)
     q = shrink("latency measure", {"random": random, "repeats": repeats, "warmup": warmup})
     random, repeats, warmup = q["random"], q["repeats"], q["warmup"]
     fam, task = _setup(family, family_opt, input_shape, classes)
@@ -114,11 +118,18 @@ def measure(
         macs = fam.costs(a, task)["macs"]
         t.add_row(fam.describe(a), f"{macs / 1e6:.1f}", f"{s['median_ms']:.3f}", f"{s['min_ms']:.3f}",
                   f"{s['q10_ms']:.3f}", f"{s['spread']:.1%}")
-        rows.append({"arch": dict(a), "key": a.key, "macs": macs, **s})
-    print_whole(Console(), t)
+        rows.append({"arch": dict(a), "key": a.key, "describe": fam.describe(a), "macs": macs, **s})
+    doc = {"machine": fp, "family": family, "runtime": runtime, "threads": threads, "repeats": repeats,
+           "results": rows}  # fmt: skip
+    if as_json:
+        print_json(doc)
+    elif as_csv:
+        write_rows(rows, ["key", "describe", "macs", *[k for k in rows[0] if k.endswith(("_ms", "spread"))], "arch"])
+    else:
+        print_whole(Console(), t)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"machine": fp, "family": family, "results": rows}, indent=1))
+        out.write_text(json.dumps(doc, indent=1))
 
 
 @app.command("lut")
@@ -139,6 +150,7 @@ def lut(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Calibrate again a resumed table that has a "
                                                                     "calibration (kept by default).")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Build (or resume) the per-unit latency lookup table of a family, then calibrate it on whole networks (once:
     a resumed table keeps its calibration unless --recalibrate)."""
@@ -153,7 +165,7 @@ def lut(
     fam, task = _setup(family, family_opt, input_shape, classes)
     table = build_table(fam, task, out, n_archs=archs, seed=seed, progress=not quiet, granularity=granularity,
                         runtime=runtime, threads=threads, repeats=repeats, warmup=warmup)
-    con = Console(soft_wrap=True)
+    con = Console(soft_wrap=True, stderr=as_json)  # with --json, stdout holds the document alone
     con.print(f"{len(table)} units in {out}")
     if calibrate > 0 and table.calibrated and not recalibrate:
         c = table.calibration
@@ -169,6 +181,9 @@ def lut(
         con.print(f"calibration on {calibrate} measured archs: measured ≈ {c['a']:.3f}·sum + {c['b']:.3f} ms "
                   f"(rmse {c['rmse_ms']:.3f} ms; {c['calibrated_at']}, load average "
                   f"{'unknown' if c['load_avg'] is None else ' '.join(map(str, c['load_avg']))})", highlight=False)
+    if as_json:
+        print_json({"file": str(out), "family": family, "units": len(table), "granularity": table.granularity,
+                    "calibration": table.calibration if table.calibrated else None})  # fmt: skip
 
 
 @predictor_app.command("train")
@@ -190,6 +205,7 @@ def predictor_train(
     input_shape: InputOpt = None,
     classes: ClassesOpt = None,
     cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Measure archs on this machine and train a latency predictor on them (with adaptive sampling)."""
     from rich.console import Console
@@ -208,7 +224,7 @@ def predictor_train(
                            seed=seed, cache_dir=cache_dir)
     archs = sample_archs(fam, n_train, seed)
     ms = meas.predict(archs)
-    con = Console(soft_wrap=True)
+    con = Console(soft_wrap=True, stderr=as_json)
     if kind == "model":
         p, pool, _, hist = adaptive_fit(ModelPredictor(fam, task, regressor, seed), archs, ms,
                                         lambda new: meas.predict(new), rounds=rounds)
@@ -221,6 +237,8 @@ def predictor_train(
         raise PredictorError(f"unknown predictor kind {kind!r}; use model or kernel")
     p.save(out)
     con.print(f"saved {p.kind} predictor for {family} to {out}")
+    if as_json:
+        print_json({"file": str(out), "kind": p.kind, "family": family, "measured": len(archs)})
 
 
 @predictor_app.command("evaluate")
@@ -234,6 +252,7 @@ def predictor_evaluate(
     threads: ThreadsOpt = 1,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the held-out sample (not training's).")] = 12345,
     cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Measure held-out archs and report ±10% accuracy, RMSE and Spearman of a saved predictor."""
     from rich.console import Console
@@ -250,5 +269,8 @@ def predictor_evaluate(
     ms = MeasuredLatency(fam, task, runtime=runtime, threads=threads, warmup=warmup, repeats=repeats, stat=stat,
                          seed=seed, cache_dir=cache_dir).predict(archs)
     r = p.evaluate(archs, ms)
+    if as_json:
+        print_json({"file": str(predictor), "kind": p.kind, "family": fam.name, **r})
+        return
     Console(soft_wrap=True).print(f"{p.kind} predictor on {r['n']} held-out {fam.name} archs: ±10% accuracy "
                                   f"{r['acc10']:.1%}, RMSE {r['rmse_ms']:.3f} ms, Spearman {r['spearman']:.3f}")

@@ -60,6 +60,28 @@ def write_csv(trials: Iterable[Any], describe: Callable[[Any], str], columns: li
                     "" if t.duration_s is None else repr(t.duration_s), t.error or "", t.arch.to_json()])
 
 
+def write_rows(rows: Iterable[Mapping[str, Any]], columns: list[str], file: IO[str] | None = None) -> None:
+    """Rows of plain values as CSV with a header (``columns``; a missing or null value is empty; a mapping or list is
+    written as JSON)."""
+    w = csv.writer(file or sys.stdout, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = _plain(r.get(c))
+            cells.append("" if v is None else json.dumps(v) if isinstance(v, dict | list) else repr(v)
+                         if isinstance(v, float) else v)  # fmt: skip
+        w.writerow(cells)
+
+
+def one_format(as_json: bool, as_csv: bool) -> None:
+    """``--json`` and ``--csv`` exclude each other (a one-line usage error)."""
+    if as_json and as_csv:
+        from ..errors import NasforgeError
+
+        raise NasforgeError("give at most one of --json and --csv")
+
+
 def print_whole(console: Console, renderable: Any) -> None:
     """Print a table: to a terminal at its width; anywhere else (a pipe, a file, a test) on a console as wide as the
     table, so that no header and no arch is cut."""
