@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from nasforge import quick
 from nasforge.evaluators.train import TrainEvaluator
 from nasforge.export import export_trial
 from nasforge.spaces import create_family
@@ -14,7 +15,10 @@ from nasforge.study import Study
 
 def main() -> None:
     family = create_family("lenet")
-    evaluator = TrainEvaluator(family, "mnist", epochs=1, train_subset=5000)  # quick; drop the subset for real
+    # quick sizes (drop the subsets for real); NASFORGE_QUICK=1 shrinks them further, as it does for the CLI
+    sizes = {"epochs": 1, "train_subset": 5000, "test_subset": None, "val_size": None}
+    sizes = quick.shrink("examples/practice.py", sizes)
+    evaluator = TrainEvaluator(family, "mnist", **sizes)
     study = Study.open("practice-example", storage="sqlite:///out/example.db")
     study.run(family, create_strategy("grid", family.space), evaluator,
               constraints=["size<=0.05MiB"], objectives=["maximize val_acc"])  # fmt: skip

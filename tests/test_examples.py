@@ -1,9 +1,11 @@
-"""The shipped search files (``examples/*.yaml``) run as their comments say, with ``NASFORGE_QUICK=1`` sizes, from a
-folder that holds them as a clone does; and the quick sizes themselves."""
+"""The shipped search files (``examples/*.yaml``) and Python examples (``examples/*.py``) run as their comments say,
+with ``NASFORGE_QUICK=1`` sizes, from a folder that holds them as a clone does; and the quick sizes themselves."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -15,6 +17,7 @@ from nasforge.study import Study
 from nasforge.trial import State
 
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.yaml"))
+PY_EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
 
 
 def test_there_is_an_example_per_capability():
@@ -50,3 +53,14 @@ def test_quick_shrinks_sizes_and_says_so(monkeypatch, capsys):
     assert err.count("\n") == 1 and "NASFORGE_QUICK is set: search runs tiny (budget 50→" in err
     assert quick.shrink("search", {"budget": None}) == {"budget": None}  # a grid that runs to the end stays so
     assert capsys.readouterr().err == ""  # nothing changed: nothing said
+
+
+@pytest.mark.parametrize("name", PY_EXAMPLES)
+def test_python_example_runs(name, tmp_path):
+    text = (ROOT / "examples" / name).read_text()
+    if '"mnist"' in text:
+        require_data("mnist")
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / name)], cwd=tmp_path, env=quick_env(),
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
