@@ -130,16 +130,18 @@ def test_best_export_says_every_file_it_wrote(mnist, tmp_path, capsys):
     assert sorted(doc["export"]["files"]) == sorted(p.name for p in (tmp_path / "y").iterdir()) == written
 
 
-def test_bench_json_is_the_written_file_and_csv_its_rows(tmp_path, capsys):
+def test_bench_json_is_the_written_file_and_csv_its_rows(tmp_path, capsys, monkeypatch):
     from conftest import require_data
 
     require_data("nb201")
+    monkeypatch.chdir(tmp_path)
     args = ["bench", "nb201", "--seeds", "2", "--budget", "12", "--budgets", "6,12", "-s", "random,evolution"]
     assert cli(*args, "--out", tmp_path / "j", "--json") == 0
     cap = capsys.readouterr()
     doc = json.loads(cap.out)  # stdout holds the document alone; what was written is said on stderr
     assert doc == json.loads((tmp_path / "j" / "nb201.json").read_text()) and "wrote" in cap.err
-    assert cli(*args, "--out", tmp_path / "c", "--csv") == 0
+    assert cli(*args, "--csv") == 0  # no --out: nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j"]
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     want_rows = [(s, b) for s in ("random", "evolution") for b in ("6", "12")]
     assert [(r["strategy"], r["budget"]) for r in rows] == want_rows

@@ -46,7 +46,7 @@ def nb201(
     ),
     constraint: list[str] = typer.Option([], "--constraint", "-c", help="limit on a column, e.g. 'lat_ms_fpga<=3'"),
     budgets: str | None = typer.Option(None, help="checkpoints, e.g. '25,50,100,200,300' (default depends on mode)"),
-    out: Path = typer.Option(Path("nb201-bench"), help="folder for nb201.json and nb201.png"),
+    out: Path | None = typer.Option(None, help="also write nb201.json and nb201.png into this folder"),
     data_dir: Path | None = typer.Option(None, help="folder that holds nb201/ (default: NASFORGE_DATA, ...)"),
     as_json: bool = typer.Option(False, "--json", help="The results as one JSON document on stdout (as nb201.json)."),
     as_csv: bool = typer.Option(False, "--csv", help="One CSV row per strategy and budget on stdout."),
@@ -96,7 +96,7 @@ def nb201(
                 bar.update(jobs[label], completed=done)
 
             result = run_benchmark(contenders, objs, constraint, budget, seed_list, cps, dd, progress=progress)
-        paths = write(result, out, data_dir=dd)
+        paths = write(result, out, data_dir=dd) if out is not None else None  # files only where asked
     except NasforgeError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -109,4 +109,5 @@ def nb201(
         write_rows(rows, ["strategy", "seeds", "budget", *keys])
     else:
         show(result)
-    typer.echo(f"wrote {paths['json']} and {paths['png']}", err=as_json or as_csv)
+    if paths is not None:
+        typer.echo(f"wrote {paths['json']} and {paths['png']}", err=as_json or as_csv)
