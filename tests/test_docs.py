@@ -37,7 +37,8 @@ BLOCKS = python_blocks()
 
 def test_there_are_blocks():
     assert any(name.startswith("README.md") for name, _ in BLOCKS)
-    assert sum(name.startswith("docs/") for name, _ in BLOCKS) >= 1
+    for page in ("spaces", "strategies", "studies"):
+        assert f"docs/{page}.md#1" in dict(BLOCKS), f"docs/{page}.md has no python example"
 
 
 @pytest.mark.parametrize("name,code", BLOCKS, ids=[n for n, _ in BLOCKS])
