@@ -37,7 +37,7 @@ BLOCKS = python_blocks()
 
 def test_there_are_blocks():
     assert any(name.startswith("README.md") for name, _ in BLOCKS)
-    for page in ("spaces", "strategies", "costs", "studies"):
+    for page in ("spaces", "strategies", "costs", "studies", "export"):
         assert f"docs/{page}.md#1" in dict(BLOCKS), f"docs/{page}.md has no python example"
 
 
