@@ -18,8 +18,6 @@ from conftest import ROOT, require_data
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
 DATASETS = ("mnist", "nb201")
-# blocks of older pages that are fragments to read (they use names defined in the text around them)
-FRAGMENTS = {"docs/data.md#1": "a list of the data forms, not a program"}
 
 
 def python_blocks() -> list[tuple[str, str]]:
@@ -45,8 +43,6 @@ def test_there_are_blocks():
 def test_block_runs(name: str, code: str, tmp_path: Path):
     if code.lstrip().startswith("# not run"):
         pytest.skip(f"{name} is marked '# not run'")
-    if name in FRAGMENTS:
-        pytest.skip(f"{name} is {FRAGMENTS[name]}")
     for ds in DATASETS:
         if f'"{ds}"' in code or f"'{ds}'" in code:
             require_data(ds)

@@ -204,6 +204,15 @@ def test_opening_a_new_study_writes_nothing_until_a_run_is_accepted(tmp_path, le
     assert Storage(url).study_names() == ["a"] and Study.open("a", url, create=False).trials()
 
 
+@pytest.mark.parametrize("kw", [{"objectives": ["maximize accuracy"]}, {"constraints": ["flops<=1"]}])
+def test_a_name_an_undeclaring_evaluator_never_returns_stops_the_run_at_the_first_result(kw, lenet):
+    """A plain function declares no metrics, so the name cannot be checked up front; its first result shows it."""
+    s = Study.open("u", "memory://")
+    with pytest.raises(NasforgeError, match="unknown metric '(accuracy|flops)'.*this run has .*val_acc"):
+        run(s, lenet, fake_acc, strategy="random", budget=50, **kw)
+    assert len(s.trials()) == 1  # the one evaluation is kept
+
+
 # --- study names, storage backends ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["a/b", "..", "../x", "", "  ", "x\ny", "a\\b"])
 def test_bad_study_names_refused_in_one_line(name, tmp_path):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .artifacts import ArtifactKey, ArtifactStore, TrialArtifacts
 from .constraints import Objective
-from .errors import NasforgeError, StorageError
+from .errors import ConstraintError, NasforgeError, StorageError
 from .evaluators.base import Evaluator
 from .executors import Executor, Job, Outcome
 from .gate import Gate
@@ -171,11 +171,12 @@ class Loop:
         for name, data in out.pending.items():  # saved in a worker that could not reach the store
             self.p.store.put(ArtifactKey(self.p.study, t.number, t.arch.key), name, data)
         t.artifact = ",".join(out.artifacts) or None
-        error = out.error
+        error, absent = out.error, []
         if error is None:
-            missing = [o.metric for o in self.p.objectives if o.metric not in out.metrics and o.metric not in t.costs]
-            if missing:
-                error = f"evaluator did not return objective metric {missing[0]!r}"
+            names = [o.metric for o in self.p.objectives] + [c.metric for c in self.p.gate.late]
+            absent = [m for m in dict.fromkeys(names) if m not in out.metrics and m not in t.costs]
+            if absent:
+                error = f"evaluator did not return {absent[0]!r}"
         t.metrics = out.metrics
         if error is not None:
             t.state, t.error = State.FAILED, error
@@ -183,6 +184,14 @@ class Loop:
             t.state, t.error = State.COMPLETE, None
             t.feasible = self.p.gate.late_ok(t.values)
         self._write(self.p.storage.record_finish, t)
+        if absent and not self.p.evaluator.metrics:
+            # an evaluator that declares no metrics: the first result shows the name can never be met; stop now
+            # rather than fail (or judge infeasible) every trial of the run
+            have = ", ".join(sorted({*out.metrics, *t.costs})) or "nothing"
+            raise ConstraintError(
+                f"unknown metric {absent[0]!r} in an objective or constraint: the evaluator returned none (this run "
+                f"has {have}); fix the name and rerun under a new study name"
+            )
 
     def _write(self, method: Callable[..., None], *args: object) -> None:
         """A write of the study's trials, fenced by its lease (refused once another driver has taken it over)."""
