@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .commands.output import print_whole
+from .commands.output import JsonOpt, one_format, print_whole
 from .commands.output import writing as _writing
 from .errors import NasforgeError
 from .storage import DEFAULT_URL
@@ -28,7 +28,6 @@ app = typer.Typer(
 console = Console(stderr=True)
 # a pipe or CI log gets whole lines instead of rich's 80-column default (tables: commands.output.print_whole)
 out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=not sys.stdout.isatty())
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (values as stored), for programs.")]
 
 StorageOpt = Annotated[str, typer.Option("--storage", help="Database URL (SQLAlchemy); SQLite file by default.")]
 StudyArg = Annotated[str, typer.Argument(help="Study name.")]
@@ -316,8 +315,7 @@ def show(
     from .report import columns
     from .study import Study
 
-    if as_json and as_csv:
-        raise NasforgeError("give at most one of --json and --csv")
+    one_format(as_json, as_csv)
     study = Study.open(name, storage, create=False)
     known = sorted({k for t in study.trials() for k in t.values})
     if sort is not None and known and sort not in known:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..quick import shrink
-from .output import one_format, print_json, print_whole, write_rows
+from .output import JsonOpt, one_format, print_json, print_whole, write_rows
 
 app = typer.Typer(name="latency", help="Latency on this machine: measure, lookup table, learned predictors.")
 predictor_app = typer.Typer(name="predictor", help="Train or evaluate a learned latency predictor.")
@@ -29,7 +29,6 @@ ThreadsOpt = Annotated[int, typer.Option(min=1, help="Intra-op threads (1 is the
 RepeatsOpt = Annotated[int, typer.Option(min=1, help="Timed calls per model (after the warm-up).")]
 WarmupOpt = Annotated[int, typer.Option(min=0, help="Untimed calls first.")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Seed for sampling archs and the order of interleaved repeats.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (values as stored), for programs.")]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache folder (default $NASFORGE_CACHE_DIR, "
                                                     "$XDG_CACHE_HOME/nasforge or ~/.cache/nasforge).")]
 

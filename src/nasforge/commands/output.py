@@ -14,9 +14,13 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
+import typer
 from rich.console import Console
+
+# the --json option every command that has one shares
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (values as stored), for programs.")]
 
 
 def _plain(v: Any) -> Any:
