@@ -42,7 +42,7 @@ from .trial import State, Trial
 __all__ = ["EXHAUSTIVE_CHECK", "Study", "StrategyError", "trial_seed"]
 
 # recorded for reading the study back, not deciding its results: a resumed study may add them to an older record
-_DESCRIPTIVE = ("family_spec", "artifacts")
+_DESCRIPTIVE = ("family_spec", "artifacts", "oneshot")  # the one-shot runner checks its own record
 
 
 class Study:
@@ -220,7 +220,7 @@ class Study:
 
     def _check_config(self, cfg: Mapping[str, Any]) -> None:
         old = self.config
-        if not old:
+        if "strategy" not in old:  # no run was ever accepted (new, or holding a one-shot run's record only)
             return
         keys = [k for k in sorted(set(old) | set(cfg)) if k not in _DESCRIPTIVE]
         diff = [k for k in keys if old.get(k) != cfg.get(k)]

@@ -82,3 +82,30 @@ def check_loss(value: float, where: str) -> float:
 
 ONESHOT: Registry[type[OneShot]] = Registry("one-shot method")
 register_oneshot = ONESHOT.register
+
+
+def settings_of(cls: type[OneShot]) -> list[str]:
+    """The keyword settings a method takes, its base classes' included (subclasses pass ``**settings`` up)."""
+    import inspect
+
+    names: dict[str, None] = {}
+    for c in cls.__mro__:
+        init = c.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is p.KEYWORD_ONLY and p.name != "seed":
+                names[p.name] = None
+    return list(names)
+
+
+def create_oneshot(name: str, family: Family, task: Task, **settings: Any) -> OneShot:
+    """Method ``name`` with ``settings``; a setting it does not take is a one-line error naming those it does."""
+    from ..errors import NasforgeError
+
+    cls = ONESHOT.get(name)
+    known = settings_of(cls)
+    bad = sorted(k for k in settings if k not in known and k != "seed")
+    if bad:
+        raise NasforgeError(f"one-shot method {name!r} takes no setting {bad[0]!r}; it takes: {', '.join(known)}")
+    return cls(family, task, **settings)
