@@ -48,6 +48,11 @@ def test_a_oneshot_run_is_a_study_whose_derived_arch_is_a_trial(mnist, tmp_path,
     # the trial is an ordinary one: export works
     assert cli("best", "s", "--storage", db, "--export", tmp_path / "best") == 0
     assert json.loads((tmp_path / "best" / "arch.json").read_text())["arch_key"] == t.arch.key
+    # the report shows the run: weights over epochs, the derived arch and its costs
+    assert cli("report", "s", "--storage", db, "--out", tmp_path / "r.html") == 0
+    page = (tmp_path / "r.html").read_text()
+    assert f"One-shot run: {method}" in page and "derived arch: <code>|" in page and "params" in page
+    assert page.count("<img alt='architecture weights'") == 1 and "alt='one-shot losses'" in page
     # rerunning resumes: nothing trains again, nothing is recorded twice
     assert cli("oneshot", method, *TINY, "--epochs", "2", "--study", "s", "--storage", db) == 0
     assert len(Study.open("s", db).trials()) == 1 and len(load_run(s)["history"]) == 2
@@ -57,6 +62,8 @@ def test_resuming_with_other_settings_or_a_search_study_is_refused(mnist, tmp_pa
     db = f"sqlite:///{tmp_path}/nf.db"
     assert cli("oneshot", "darts", *TINY, "--epochs", "1", "--study", "s", "--storage", db, "--no-retrain") == 0
     capsys.readouterr()
+    assert cli("report", "s", "--storage", db, "--out", tmp_path / "r.html") == 0  # a run with no trial yet
+    assert "One-shot run: darts" in (tmp_path / "r.html").read_text()
     assert cli("oneshot", "darts", *TINY, "--epochs", "1", "--study", "s", "--storage", db, "--opt", "order=2") == 2
     err = capsys.readouterr().err.strip()
     assert "was created with oneshot settings" in err and len(err.splitlines()) == 1

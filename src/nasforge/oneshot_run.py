@@ -107,7 +107,7 @@ def run_oneshot(
     with Lease(study.storage, study.id, study.name):
         _check_record(study, record)
         study.storage.set_config(study.id, {**study.config, "oneshot": record, "artifacts": dict(spec),
-                                            "family_spec": family.spec()})  # fmt: skip
+                                            "family_spec": family.spec(), "task": m.task.to_dict()})  # fmt: skip
         store = open_store(spec, study.storage)
         _train(m, evaluator, store, study_name, epochs, run, progress, on_epoch)
     run.derived = m.derive()

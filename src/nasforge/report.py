@@ -227,6 +227,9 @@ def write_report(study: Study, path: str | Path, describe=None) -> Path:
                      f"&mdash; {vals}</p>")  # fmt: skip
     else:
         parts.append("<h2>Best</h2><p>No feasible trial has completed yet.</p>")
+    from .report_oneshot import oneshot_section
+
+    parts += oneshot_section(study, name, _png)
     for title, png in plots(study):
         parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>")
     shown = sorted([t for t in trials if t.state != State.INFEASIBLE], key=sort_key(study))
