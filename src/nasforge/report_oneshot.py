@@ -16,8 +16,12 @@ MAX_PANELS = 12  # groups drawn candidate by candidate; beyond, one line per gro
 
 def _prob_plot(history: list[dict[str, Any]]):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     groups = list(history[-1]["probs"])
+    # every method starts from uniform weights (α = 0): epoch 0
+    history = [{"epoch": 0, "probs": {g: {c: 1 / len(p) for c in p} for g, p in history[-1]["probs"].items()}},
+               *history]  # fmt: skip
     epochs = [e["epoch"] for e in history]
     if len(groups) <= MAX_PANELS:
         cols = min(3, len(groups))
@@ -27,6 +31,8 @@ def _prob_plot(history: list[dict[str, Any]]):
             for cand in history[-1]["probs"][g]:
                 ax.plot(epochs, [e["probs"][g].get(cand, math.nan) for e in history], marker=".", label=cand)
             ax.set_title(g, fontsize=8)
+            ax.set_ylim(0, 1)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend(fontsize=6)
         for ax in list(axes.flat)[len(groups) :]:
             ax.axis("off")
@@ -39,6 +45,8 @@ def _prob_plot(history: list[dict[str, Any]]):
             top = max(final, key=final.get)
             ax.plot(epochs, [e["probs"][g].get(top, math.nan) for e in history], alpha=0.7)
         ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("probability of the final choice")
         ax.set_title(f"{len(groups)} groups")
     fig.suptitle("architecture weights over epochs")

@@ -116,7 +116,7 @@ def _run(method: str, o: dict) -> None:
         if not o["quiet"]:
             vals = " ".join(f"{k}={v:.4g}" for k, v in e.items() if isinstance(v, float) and k != "time_s")
             bar.console.print(escape(f"epoch {e['epoch']} {vals} derived {fam.describe(e['derived'])}"),
-                              highlight=False)  # fmt: skip
+                              highlight=False, soft_wrap=True)  # fmt: skip
 
     try:
         run = run_oneshot(o["study"], o["storage"], method, fam, ev, epochs=sizes["epochs"], seed=o["seed"],
