@@ -66,7 +66,7 @@ class SupernetEvaluator(Evaluator):
         self.family = family
         self.weights = str(weights) if isinstance(weights, os.PathLike) else weights
         self.study, self.arch_key, self.name_in_store = study, arch_key, name
-        self.bn_batches = setting(who, "bn_batches", bn_batches, int, 0)
+        self.bn_batches = setting(who, "bn_batches", bn_batches, int, 1)
         self.batch_size = setting(who, "batch_size", batch_size, int, 1)
         self.threads = threads
         # the data and its task, exactly as training from scratch sees them (composed, not copied)

@@ -68,7 +68,7 @@ class SPOS(OneShot):
         self.batch_size = setting(who, "batch_size", batch_size, int, 1)
         self.schedule = schedule
         self.n_derive = setting(who, "n_derive", n_derive, int, 1)
-        self.bn_batches = setting(who, "bn_batches", bn_batches, int, 0)
+        self.bn_batches = setting(who, "bn_batches", bn_batches, int, 1)
         self.bn_batch_size = setting(who, "bn_batch_size", bn_batch_size, int, 1)
         self.supernet: Any = None
         self.data: Any = None  # the splits the last train_epoch saw; derive() scores on them
