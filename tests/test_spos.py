@@ -67,8 +67,10 @@ def test_one_path_equals_the_plain_network(name):
     data = fake_splits(task)
     m = SPOS(fam, task, seed=1, epochs=1, batch_size=16, n_derive=2, bn_batches=2, bn_batch_size=16)
     m.setup("cpu")
-    stats = m.train_epoch(data, 1)
+    calls = []
+    stats = m.train_epoch(data, 1, lambda done, total, label: calls.append((done, total)))
     assert np.isfinite(stats["train_loss"]) and 0 <= stats["train_acc"] <= 100
+    assert calls[-1] == (3, 3)  # 48 samples in batches of 16
     arch = m.derive()
     assert fam.space.contains(arch)
     net = m.supernet
@@ -185,8 +187,10 @@ def test_supernet_evaluator_scores_archs_from_every_source(trained, mnist, tmp_p
 
 def test_supernet_evaluator_errors_are_one_line(trained, mnist, tmp_path):
     fam = trained[0].family
+    with pytest.raises(NasforgeError, match="say where"):
+        SupernetEvaluator(fam, mnist, study="s")
     with pytest.raises(NasforgeError, match="not both"):
-        SupernetEvaluator(fam, mnist)
+        SupernetEvaluator(fam, mnist, weights={}, study="s", arch_key="k")
     with pytest.raises(NasforgeError, match="does not exist"):
         SupernetEvaluator(fam, mnist, weights=tmp_path / "none.pt").config()
     other = create_family("cell", C=4, L=2, M=3, N=2)

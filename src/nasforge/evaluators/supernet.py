@@ -60,9 +60,12 @@ class SupernetEvaluator(Evaluator):
         threads: int | None = None,
     ) -> None:
         who = "supernet evaluator"
-        if (weights is None) == (study is None or arch_key is None):
-            raise NasforgeError(f"{who}: give the trained supernet's weights (a file or a state dict), or study and "
+        if weights is not None and (study is not None or arch_key is not None):
+            raise NasforgeError(f"{who}: give the weights either as a file or state dict (weights) or by the study and "
                                 "arch_key of the trial that saved them, not both")  # fmt: skip
+        if weights is None and (study is None or arch_key is None):
+            raise NasforgeError(f"{who}: say where the trained supernet's weights are: weights (a file or a state "
+                                "dict), or study and arch_key of the trial that saved them")  # fmt: skip
         self.family = family
         self.weights = str(weights) if isinstance(weights, os.PathLike) else weights
         self.study, self.arch_key, self.name_in_store = study, arch_key, name
@@ -113,8 +116,11 @@ class SupernetEvaluator(Evaluator):
     def supernet(self, data: Any, ctx: Context | None = None) -> Any:
         """The trained supernet on the data's device (built and loaded once per process)."""
         if self._net is None:
+            import torch
+
             state = self._state(ctx)
-            net = self.family.supernet(data.task())
+            with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: leave the global RNG alone
+                net = self.family.supernet(data.task())
             try:
                 net.load_state_dict(state)
             except RuntimeError as e:

@@ -17,7 +17,8 @@ never changes a run.
 
 All randomness comes from ``seed``: the supernet's initial weights, the batch order (a ``torch.Generator``) and the
 sampled paths (a ``numpy`` generator); both generators' states, the step count and the optimizer are in
-``state_dict``, so a run resumed from any epoch's checkpoint ends bit-identical to an uninterrupted one.
+``state_dict``, so a run resumed from any epoch's checkpoint ends bit-identical to an uninterrupted one. As torch's own
+state dicts, it holds the live tensors: save it (or copy it) before training on.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class SPOS(OneShot):
             correct += int((out.argmax(1) == y).sum())
             if progress is not None and s % 20 == 0:
                 progress(s + 1, steps, f"epoch {epoch}")
+        if progress is not None:
+            progress(steps, steps, f"epoch {epoch}")
         return {"train_loss": loss_sum / n, "train_acc": 100.0 * correct / n}
 
     # --- search -------------------------------------------------------------------------------------------------
