@@ -17,13 +17,17 @@ model on the stem's features; a conv5x5 pair is not).
 Usage (2 shared cores; the data folder from NASFORGE_DATA):
     nice -n 10 python benchmarks/bench_spos_rank.py                 # the recorded run (about 15 minutes)
     python benchmarks/bench_spos_rank.py --quick                    # a smoke run (under a minute)
+    ... --supernet-epochs 40 --reference benchmarks/results/spos_rank.json --name spos_rank_e40
+                                                  # another supernet recipe against the same stand-alone figures
 Writes benchmarks/results/spos_rank.json and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -98,6 +102,17 @@ def unrecalibrated_scores(m: SPOS, archs, data) -> list[float]:
     return out
 
 
+def reference(path: str, archs, args) -> tuple[list[float], float]:
+    """The stand-alone accuracies and wall clock of an earlier run of this script on the same archs and data."""
+    old = json.loads(Path(path).read_text())
+    same = [dict(a) for a in archs] == [r["arch"] for r in old["archs"]] and all(
+        old["args"][k] == getattr(args, k) for k in ("train_subset", "val_size", "standalone_epochs")
+    )
+    if not same:
+        raise SystemExit(f"{path}: other archs, data sizes or stand-alone epochs; run without --reference")
+    return [r["standalone_acc"] for r in old["archs"]], old["wall_s"]["standalone_training"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=20)
@@ -106,6 +121,10 @@ def main() -> None:
     ap.add_argument("--supernet-epochs", type=int, default=20)
     ap.add_argument("--standalone-epochs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--reference", help="take the stand-alone accuracies from this earlier result (same archs and data)"
+    )
+    ap.add_argument("--name", default="spos_rank", help="result file name (benchmarks/results/<name>.json)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, figures meaningless")
     args = ap.parse_args()
     if args.quick:
@@ -123,13 +142,16 @@ def main() -> None:
     share5, _ = shared_scores(m, family, archs, data_kw, 5)
     raw = unrecalibrated_scores(m, archs, data)
 
-    alone, t0 = [], time.perf_counter()
-    for i, a in enumerate(archs):
-        r = train(a, Context(seed=i))
-        alone.append(r["val_acc"])
-        print(f"stand-alone {i + 1}/{len(archs)}: {r['val_acc']:.2f}  supernet {share20[i]:.2f}  "
-              f"{family.describe(a)}", flush=True)  # fmt: skip
-    t_alone = time.perf_counter() - t0
+    if args.reference:
+        alone, t_alone = reference(args.reference, archs, args)
+    else:
+        alone, t0 = [], time.perf_counter()
+        for i, a in enumerate(archs):
+            r = train(a, Context(seed=i))
+            alone.append(r["val_acc"])
+            print(f"stand-alone {i + 1}/{len(archs)}: {r['val_acc']:.2f}  supernet {share20[i]:.2f}  "
+                  f"{family.describe(a)}", flush=True)  # fmt: skip
+        t_alone = time.perf_counter() - t0
 
     ranks = {"bn20": rank_stats(share20, alone), "bn5": rank_stats(share5, alone), "no_recal": rank_stats(raw, alone)}
     result = {
@@ -142,7 +164,7 @@ def main() -> None:
         "rank": ranks,
         "wall_s": {"supernet_training": t_super, "supernet_scoring_bn20": t_share, "standalone_training": t_alone},
     }  # fmt: skip
-    path = save("spos_rank_quick" if args.quick else "spos_rank", result, threads=args.threads)
+    path = save(f"{args.name}_quick" if args.quick else args.name, result, threads=args.threads)
     print(f"\n{len(archs)} archs, {data.sizes()} on {DATASET}; results in {path}\n")
     print("| scoring | Kendall tau [95% CI] | Spearman | stand-alone acc of its pick / best |")
     print("|---|---|---|---|")
