@@ -188,7 +188,8 @@ def test_supernet_evaluator_scores_archs_from_every_source(trained, mnist, tmp_p
 def test_supernet_evaluator_errors_are_one_line(trained, mnist, tmp_path):
     fam = trained[0].family
     with pytest.raises(NasforgeError, match="say where"):
-        SupernetEvaluator(fam, mnist, study="s")
+        SupernetEvaluator(fam, mnist)
+    assert SupernetEvaluator(fam, mnist, study="s").arch_key == "oneshot"  # a one-shot run's supernet
     with pytest.raises(NasforgeError, match="not both"):
         SupernetEvaluator(fam, mnist, weights={}, study="s", arch_key="k")
     with pytest.raises(NasforgeError, match="does not exist"):

@@ -32,7 +32,7 @@ from .errors import NasforgeError, StorageError
 from .evaluators.base import Evaluator
 from .evaluators.train import resolve_device
 from .lease import Lease
-from .oneshot.base import OneShot, create_oneshot
+from .oneshot.base import RUN_KEY, OneShot, create_oneshot
 from .space import Arch, Space
 from .spaces.base import Family
 from .storage import check_study_name
@@ -40,7 +40,6 @@ from .strategies.base import Strategy
 from .study import Study
 
 RUN_NUMBER = 2**31 - 1  # the artifact slot of a study's one-shot run: no trial number reaches it
-RUN_KEY = "oneshot"
 
 
 def run_key(study: str) -> ArtifactKey:
@@ -124,6 +123,7 @@ def _train(m: OneShot, evaluator, store: ArtifactStore, study: str, epochs: int,
 
     data = evaluator.data()
     m.setup(resolve_device(evaluator.device))
+    m.attach(data)
     key = run_key(study)
     raw = store.get(key, "oneshot.pt")
     start = 1
@@ -141,7 +141,7 @@ def _train(m: OneShot, evaluator, store: ArtifactStore, study: str, epochs: int,
 
         stats = m.train_epoch(data, epoch, step)
         entry = {"epoch": epoch, **stats, "time_s": time.perf_counter() - t0, "probs": m.arch_probs(),
-                 "derived": dict(m.derive())}  # fmt: skip
+                 "derived": dict(m.derive()) if m.cheap_derive else None}  # fmt: skip
         run.history.append(entry)
         buf = io.BytesIO()
         torch.save({"epoch": epoch, "state": m.state_dict(), "history": run.history}, buf)

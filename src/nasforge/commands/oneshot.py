@@ -115,7 +115,8 @@ def _run(method: str, o: dict) -> None:
     def on_epoch(e: dict) -> None:
         if not o["quiet"]:
             vals = " ".join(f"{k}={v:.4g}" for k, v in e.items() if isinstance(v, float) and k != "time_s")
-            bar.console.print(escape(f"epoch {e['epoch']} {vals} derived {fam.describe(e['derived'])}"),
+            derived = f" derived {fam.describe(e['derived'])}" if e.get("derived") else ""
+            bar.console.print(escape(f"epoch {e['epoch']} {vals}{derived}"),
                               highlight=False, soft_wrap=True)  # fmt: skip
 
     try:

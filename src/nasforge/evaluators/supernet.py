@@ -12,7 +12,9 @@ spread, so past a couple of thousand images the estimate is settled and more bat
 
 The weights come from one of: ``weights``, a file path (a supernet state dict, or a one-shot checkpoint holding one
 under ``"supernet"``) or an in-memory state dict (library use); or ``study`` and ``arch_key`` (with ``name``, default
-``supernet.pt``): a file another trial of a study saved in the artifact store, read through ``ctx.artifacts``. The data
+``supernet.pt``): a file another trial of a study saved in the artifact store, read through ``ctx.artifacts``; a
+``study`` alone is a one-shot run's (``nasforge oneshot spos --study NAME`` saves its ``supernet.pt`` there), so
+``nasforge search --evaluator supernet --evaluator-opt study=NAME --strategy evolution`` is SPOS's search step. The data
 comes from a composed ``TrainEvaluator`` (same data sets, splits, subsets and device settings; loaded once per
 process). The evaluator pickles without the loaded network: each worker process loads the weights once, lazily.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NasforgeError
+from ..oneshot.base import RUN_KEY
 from ..space import Arch
 from ..spaces.base import Family
 from ..strategies.base import setting
@@ -63,9 +66,12 @@ class SupernetEvaluator(Evaluator):
         if weights is not None and (study is not None or arch_key is not None):
             raise NasforgeError(f"{who}: give the weights either as a file or state dict (weights) or by the study and "
                                 "arch_key of the trial that saved them, not both")  # fmt: skip
-        if weights is None and (study is None or arch_key is None):
+        if weights is None and study is not None and arch_key is None:
+            arch_key = RUN_KEY  # the slot where `nasforge oneshot` saves a run's supernet.pt
+        if weights is None and study is None:
             raise NasforgeError(f"{who}: say where the trained supernet's weights are: weights (a file or a state "
-                                "dict), or study and arch_key of the trial that saved them")  # fmt: skip
+                                "dict), or the study of a one-shot run (study=NAME), or study and arch_key of the "
+                                "trial that saved them")  # fmt: skip
         self.family = family
         self.weights = str(weights) if isinstance(weights, os.PathLike) else weights
         self.study, self.arch_key, self.name_in_store = study, arch_key, name

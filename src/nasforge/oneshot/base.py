@@ -15,9 +15,13 @@ the run in a study, checkpoints every epoch and resumes after a kill):
 Contract:
 - all randomness comes from ``seed`` (a ``torch.Generator`` and a ``numpy`` generator made in ``setup`` and saved in
   ``state_dict``), so that a run resumed from epoch k's checkpoint ends in the same state as an uninterrupted one;
-- ``train_epoch`` reads ``data`` (``datasets.Splits``: normalised tensors on the device) and never its test split;
+- ``attach(data)`` gives the method its data (``datasets.Splits``: normalised tensors on the device) before training
+  or deriving (a resumed run with no epochs left derives at once); ``train_epoch`` reads it and never its test split;
   methods with a bilevel problem split ``x_train`` into two fixed halves (first half: weights; second: architecture),
-  as DARTS does, and select nothing on ``x_val``, which stays for the derived arch's evaluation;
+  as DARTS does, and select nothing on ``x_val``; SPOS's ``derive`` selects on ``x_val`` (as a black-box search
+  does), so a derived arch's held-out figure is its test accuracy;
+- ``cheap_derive`` says whether ``derive()`` is cheap enough to call after every epoch (an argmax) or not (SPOS scores
+  archs on data): the runner records the per-epoch derived arch only when it is;
 - a non-finite loss raises ``TrialFailed`` with a one-line reason (``check_loss``);
 - ``derive()`` returns a valid arch of ``family.space``; ``supernet`` is the trained ``SuperNet`` (for the
   ``supernet`` evaluator), available after ``setup``.
@@ -37,17 +41,24 @@ from ..spaces.base import Family
 from ..task import Task
 
 Progress = Callable[[float, float, str], None] | None
+RUN_KEY = "oneshot"  # the arch key of the artifact slot where a study's one-shot run keeps its files
 
 
 class OneShot(ABC):
     """See the module docstring. Subclasses implement ``setup``, ``train_epoch``, ``derive`` and the state."""
 
     name: ClassVar[str] = ""
+    cheap_derive: ClassVar[bool] = True
 
     def __init__(self, family: Family, task: Task, *, seed: int = 0) -> None:
         self.family = family
         self.task = task
         self.seed = int(seed)
+        self.data: Any = None
+
+    def attach(self, data: Any) -> None:
+        """The data to train and derive on (see the module docstring)."""
+        self.data = data
 
     @abstractmethod
     def setup(self, device: Any) -> None: ...

@@ -42,6 +42,8 @@ SCHEDULES = ("cosine", "constant")
 class SPOS(OneShot):
     """Single-path uniform-sampling supernet training; see the module docstring."""
 
+    cheap_derive = False  # derive() scores n_derive archs on the validation split
+
     def __init__(
         self,
         family: Family,
@@ -72,7 +74,6 @@ class SPOS(OneShot):
         self.bn_batches = setting(who, "bn_batches", bn_batches, int, 1)
         self.bn_batch_size = setting(who, "bn_batch_size", bn_batch_size, int, 1)
         self.supernet: Any = None
-        self.data: Any = None  # the splits the last train_epoch saw; derive() scores on them
         self.step = 0
 
     def config(self) -> dict[str, Any]:
