@@ -1,13 +1,15 @@
 """ProxylessNAS's latency loss at work (issue 10): sweep ``latency_weight`` and watch the derived arch's latency.
 
-Family: ``mobilenet`` at a small configuration (3 stages of width 16, 24, 32 and strides 1, 2, 2; depth fixed at 2, so
+Family: ``mobilenet`` at a small configuration (3 stages of width 24, 32, 48 and strides 1, 2, 2; depth fixed at 2, so
 6 searched block slots, each over kernel {3, 5, 7} × expand {3, 6} = 6 candidates; width 1.0; resolution 32, to
-which the family resizes Fashion-MNIST's 1×28×28; stem 8, first block 8, head 64). Method: the library's
+which the family resizes Fashion-MNIST's 1×28×28; stem 16, first block 16, head 96). Method: the library's
 ``proxyless`` with the two-path estimator and its defaults (α Adam lr 1e-3, β1 0), on a Fashion-MNIST subset.
 
 Latency model: a lookup table of this family and task (``latency.lut.build_table`` over sampled archs, 1 thread),
-calibrated by least squares on a few networks measured whole (``MeasuredLatency``, batch 1, 1 thread), priced by
-``LutLatency``; the loss is the library's ``latency_weight``·E[latency]/reference.
+priced by ``LutLatency`` as the raw sum of its units (``calibrated=False``); the loss is the library's
+``latency_weight``·E[latency]/reference. The table's linear calibration (``LatencyTable.calibrate`` on 8 networks
+measured whole) is fitted and reported but not used: on a loaded machine it can come out with a negative slope (it did
+in a first run: a = -1.74), which would invert the latency loss; the raw sum is a monotone model of the units.
 
 Per weight: the derived arch, its LUT latency, its re-measured latency (all derived archs timed together, interleaved,
 batch 1, 1 thread: median and IQR of the repeats; and the spread of the median over ``--rounds`` independent rounds),
@@ -15,7 +17,7 @@ and its accuracy on 1,000 Fashion-MNIST validation images, supernet-inherited (B
 ``--scratch-epochs`` > 0, trained from scratch on the same subset (``TrainEvaluator``, sgd, seed 0).
 
 Usage:
-    python benchmarks/bench_oneshot_latency.py            # weights 0, 0.5, 2, 8, 32; subset 2000 × 6 epochs
+    python benchmarks/bench_oneshot_latency.py            # weights 0, 0.5, 2, 8, 32; subset 1000 × 4 epochs, batch 32
     python benchmarks/bench_oneshot_latency.py --quick
 Writes benchmarks/results/bench_oneshot_latency.json and benchmarks/results/oneshot_latency.png.
 """
@@ -44,8 +46,8 @@ from nasforge.oneshot.base import ONESHOT  # noqa: E402
 from nasforge.oneshot.relax import single  # noqa: E402
 from nasforge.spaces.base import create_family  # noqa: E402
 
-CONFIG = {"stages": [[16, 1], [24, 2], [32, 2]], "depths": [2], "kernels": [3, 5, 7], "expands": [3, 6],
-          "widths": [1.0], "resolutions": [32], "stem": 8, "first": 8, "head": 64}  # fmt: skip
+CONFIG = {"stages": [[24, 1], [32, 2], [48, 2]], "depths": [2], "kernels": [3, 5, 7], "expands": [3, 6],
+          "widths": [1.0], "resolutions": [32], "stem": 16, "first": 16, "head": 96}  # fmt: skip
 
 
 def inherited_acc(m, data, n: int = 1000) -> float:
@@ -67,10 +69,12 @@ def lut_model(fam, task, n_archs: int, n_cal: int, repeats: int):
     rng = np.random.default_rng(1)
     cal = [fam.space.sample(rng) for _ in range(n_cal)]
     ms = MeasuredLatency(fam, task, threads=1, repeats=repeats, cache=False).predict(cal)
-    table.calibrate([fam.layers(a, task) for a in cal], ms)
-    info = {"units": len(table), "sampled_archs": n_archs, "calibration": table.calibration,
+    raw = [table.raw_sum(fam.layers(a, task)) for a in cal]
+    fit = dict(table.calibrate([fam.layers(a, task) for a in cal], ms))
+    info = {"units": len(table), "sampled_archs": n_archs, "calibration_fit_not_used": fit,
+            "calibration_points": [{"raw_lut_ms": r, "measured_ms": float(v)} for r, v in zip(raw, ms, strict=True)],
             "build_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    return LutLatency(fam, task, table), info
+    return LutLatency(fam, task, table, calibrated=False), info
 
 
 def remeasure(fam, task, archs, rounds: int, repeats: int) -> list[dict]:
@@ -83,7 +87,8 @@ def remeasure(fam, task, archs, rounds: int, repeats: int) -> list[dict]:
         for k, t in enumerate(ts):
             meds[k].append(t.median)
     assert first is not None
-    return [{"median_ms": statistics.median(m), "round_medians_ms": m, "iqr_ms": t.iqr, "q25_ms": t.quantile(0.25),
+    return [{"median_ms": statistics.median(m), "round_medians_ms": m, "iqr_ms": t.iqr, "min_ms": t.min,
+             "q25_ms": t.quantile(0.25),
              "q75_ms": t.quantile(0.75)} for m, t in zip(meds, first, strict=True)]  # fmt: skip
 
 
@@ -91,12 +96,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run")
     ap.add_argument("--weights", default="0,0.5,2,8,32")
-    ap.add_argument("--subset", type=int, default=2000)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--subset", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--scratch-epochs", type=int, default=2, help="0: supernet-inherited accuracy only")
     ap.add_argument("--rounds", type=int, default=3, help="re-measurement rounds")
-    ap.add_argument("--repeats", type=int, default=50, help="timed calls per network and round")
+    ap.add_argument("--repeats", type=int, default=100, help="timed calls per network and round")
     ap.add_argument("--lut-archs", type=int, default=300)
     ap.add_argument("--data-dir", default=None)
     a = ap.parse_args()
@@ -114,8 +119,9 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     lat, lut_info = lut_model(fam, task, a.lut_archs, 3 if a.quick else 8, a.repeats)
-    print(f"LUT: {lut_info['units']} units, calibration a={lut_info['calibration']['a']:.3f} "
-          f"b={lut_info['calibration']['b']:.3f} ms ({lut_info['build_s']} s)", flush=True)  # fmt: skip
+    fit = lut_info["calibration_fit_not_used"]
+    print(f"LUT: {lut_info['units']} units, calibration fit (not used) a={fit['a']:.3f} b={fit['b']:.3f} ms "
+          f"({lut_info['build_s']} s)", flush=True)  # fmt: skip
     rows = []
     for w in weights:
         t0 = time.perf_counter()
@@ -150,14 +156,14 @@ def main() -> int:
 
 
 def show(rows: list[dict]) -> None:
-    print("\n| latency_weight | derived arch | LUT ms | measured ms (median) | IQR ms | round medians ms | "
+    print("\n| latency_weight | derived arch | LUT ms | measured ms (median) | IQR ms | min ms | round medians ms | "
           "inherited acc % | scratch acc % |")
-    print("|---:|---|---:|---:|---:|---|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---|---:|---:|")
     for r in rows:
         m = r["measured"]
         sc = f"{r['scratch']['val_acc']:.1f}" if "scratch" in r else "-"
         print(f"| {r['latency_weight']:g} | `{r['describe']}` | {r['lut_ms']:.3f} | {m['median_ms']:.3f} | "
-              f"{m['iqr_ms']:.3f} | {', '.join(f'{x:.3f}' for x in m['round_medians_ms'])} | "
+              f"{m['iqr_ms']:.3f} | {m['min_ms']:.3f} | {', '.join(f'{x:.3f}' for x in m['round_medians_ms'])} | "
               f"{r['inherited_acc']:.1f} | {sc} |")
 
 
@@ -169,7 +175,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     xs = list(range(len(rows)))
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(xs, [r["lut_ms"] for r in rows], "o-", label="LUT latency (calibrated)")
+    ax.plot(xs, [r["lut_ms"] for r in rows], "o-", label="LUT latency (raw sum of units)")
     med = [r["measured"]["median_ms"] for r in rows]
     lo = [r["measured"]["median_ms"] - r["measured"]["q25_ms"] for r in rows]
     hi = [r["measured"]["q75_ms"] - r["measured"]["median_ms"] for r in rows]
