@@ -98,6 +98,7 @@ def main() -> int:
     ap.add_argument("--weights", default="0,0.5,2,8,32")
     ap.add_argument("--subset", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--arch-lr", type=float, default=1e-3, help="ProxylessNAS's α learning rate (the authors': 1e-3)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--scratch-epochs", type=int, default=2, help="0: supernet-inherited accuracy only")
     ap.add_argument("--rounds", type=int, default=3, help="re-measurement rounds")
@@ -126,7 +127,7 @@ def main() -> int:
     for w in weights:
         t0 = time.perf_counter()
         m = ONESHOT.create("proxyless", fam, task, seed=0, epochs=a.epochs, batch_size=a.batch, estimator="two_path",
-                           latency=lat, latency_weight=w)  # fmt: skip
+                           latency=lat, latency_weight=w, arch_lr=a.arch_lr)  # fmt: skip
         m.setup("cpu")
         for e in range(1, a.epochs + 1):
             stats = m.train_epoch(data, e)
@@ -146,6 +147,7 @@ def main() -> int:
             r["scratch"] = {k: v for k, v in ev(arch, Context(seed=0)).items() if k in ("val_acc", "train_time_s")}
     out = {"command": " ".join(["python", *sys.argv]), "family": {"name": "mobilenet", **CONFIG},
            "data": f"fashion-mnist subset {a.subset}, val 1000", "epochs": a.epochs, "batch": a.batch,
+           "arch_lr": a.arch_lr,
            "lut": lut_info, "rounds": a.rounds, "repeats": a.repeats, "scratch_epochs": a.scratch_epochs,
            "rows": rows}  # fmt: skip
     path = save("bench_oneshot_latency" + ("_quick" if a.quick else ""), out, threads=1)

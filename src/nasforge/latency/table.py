@@ -173,12 +173,17 @@ class LatencyTable:
         y = np.asarray(measured_ms, dtype=float)
         if len(x) != len(y) or len(x) == 0:
             raise LutError(f"calibration needs one measured latency per network, got {len(x)} and {len(y)}")
+        fit = "line"
         if len(x) < 3 or np.ptp(x) == 0:
-            a, b = float(np.median(y / x)), 0.0  # too few points for a line: a ratio
+            a, b, fit = float(np.median(y / x)), 0.0, "ratio"  # too few points for a line: a ratio
         else:
             a, b = (float(v) for v in np.polyfit(x, y, 1))
+            if a <= 0:
+                # measured latency falling as the table's sums rise is noise (a loaded machine), not a model: a
+                # non-positive slope would rank slower networks as faster; keep the order with a ratio
+                a, b, fit = float(np.median(y / x)), 0.0, "ratio (the line's slope was not positive)"
         resid = y - (a * x + b)
-        self.calibration = {"a": a, "b": b, "n": len(x), "rmse_ms": float(np.sqrt(np.mean(resid**2))),
+        self.calibration = {"a": a, "b": b, "n": len(x), "fit": fit, "rmse_ms": float(np.sqrt(np.mean(resid**2))),
                             **calibration_conditions()}  # fmt: skip
         return self.calibration
 
