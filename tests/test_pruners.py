@@ -260,3 +260,20 @@ def test_search_file_pruner():
     bad = SearchConfig.from_text("study: s\nfamily: lenet\npruner:\n  name: asha\n  eta: 2\n", "s.yaml")
     with pytest.raises(NasforgeError, match=r"s.yaml.*has no option 'eta'"):
         build_pruner(bad)
+
+
+def test_cli_search_with_pruner_and_resume(mnist, tmp_path, capsys):
+    from nasforge.cli import main
+
+    db = f"sqlite:///{tmp_path}/db.sqlite"
+    args = ["search", "--family", "lenet", "--dataset", mnist, "--strategy", "random", "--budget", "4", "--epochs", "3",
+            "--train-subset", "200", "--val-size", "100", "--test-subset", "50", "--threads", "1", "--study", "p",
+            "--storage", db, "-q"]  # fmt: skip
+    assert main([*args, "--pruner", "asha", "--pruner-opt", "reduction_factor=2"]) == 0
+    s = Study.open("p", db)
+    assert s.config["pruner"]["reduction_factor"] == 2 and s.config["pruner"]["max_resource"] == 3
+    assert all(t.curve for t in s.trials()) and {t.state for t in s.trials()} <= {State.COMPLETE, State.PRUNED}
+    capsys.readouterr()
+    assert main([*args, "--pruner", "median"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pruner" in err and len(err.splitlines()) == 1, err
