@@ -141,8 +141,8 @@ def main() -> None:
         })  # fmt: skip
     settings = {k: getattr(args, k) for k in ("archs", "epochs", "train", "val", "seed", "threads", "workers", "replay",
                                               "quick")}  # fmt: skip
-    path = save("pruners" + ("-quick" if args.quick else f"-e{args.epochs}"), {"settings": {**settings, "recipe": RECIPE},
-                                                               "arms": rows, "trials": arms}, args.threads)  # fmt: skip
+    name = "pruners" + ("-quick" if args.quick else f"-e{args.epochs}")
+    path = save(name, {"settings": {**settings, "recipe": RECIPE}, "arms": rows, "trials": arms}, args.threads)
     print(f"settings: {settings}\n")
     cols = ["arm", "pruned", "epochs", "saved", "wall s", "trial s", "speed-up", "best arch", "val_acc", "same best",
             "gap", "ref rank", "curves not prefix"]
