@@ -91,6 +91,12 @@ def search(
     latency_opt: Annotated[
         list[str] | None, typer.Option("--latency-opt", help="Latency option k=v, e.g. table=lut.json, threads=1.")
     ] = None,
+    pruner: Annotated[
+        str, typer.Option(help="Stop bad trials early: none, median, asha, hyperband (watches the first objective).")
+    ] = "none",
+    pruner_opt: Annotated[
+        list[str] | None, typer.Option("--pruner-opt", help="Pruner option k=v, e.g. reduction_factor=3.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-trial lines.")] = False,
 ) -> None:
     """Search a family under constraints; results go to the study's database (resumable)."""
@@ -123,6 +129,8 @@ def search(
         workers=workers,
         threads=threads,
         cost_models=[{"name": "latency", "source": latency, **_kv(latency_opt, "--latency-opt")}] if latency else [],
+        pruner=pruner,
+        pruner_config=_kv(pruner_opt, "--pruner-opt"),
     )
     _run(cfg.validated(names), quiet)
 
@@ -130,13 +138,14 @@ def search(
 # how errors name a setting of ``search``: by the option that sets it (SearchConfig key path -> option)
 OPTION_NAMES = {
     **{(k,): f"--{k.replace('_', '-')}" for k in ("study", "storage", "family", "dataset", "data_dir", "evaluator",
-                                                  "strategy", "artifacts", "budget", "seed", "workers", "threads")},
+                                                  "strategy", "artifacts", "budget", "seed", "workers", "threads",
+                                                  "pruner")},
     **{("evaluator_config", k): f"--{k.replace('_', '-')}" for k in (
         "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule", "label_smoothing", "batch_size", "device",
         "train_subset", "test_subset", "val_size")},
     ("family_config",): "--family-opt", ("strategy_config",): "--strategy-opt",
     ("evaluator_config",): "--evaluator-opt", ("constraints",): "--constraint", ("objectives",): "--objective",
-    ("cost_models",): "--latency-opt",
+    ("cost_models",): "--latency-opt", ("pruner_config",): "--pruner-opt",
 }  # fmt: skip
 
 
@@ -154,11 +163,12 @@ def run_file(
 def _run(cfg, quiet: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .config import build
+    from .config import build, build_pruner
     from .quick import shrink_config
     from .study import Study
 
     cfg = shrink_config(cfg)
+    pruner = build_pruner(cfg.validated())  # no I/O: a bad pruner name or option fails first
     family, strategy, evaluator, executor, cost_models = build(cfg)
     study = Study.open(cfg.study, cfg.storage)
     before = study.trials()
@@ -198,6 +208,7 @@ def _run(cfg, quiet: bool) -> None:
             family, strategy, evaluator, constraints=cfg.constraints, objectives=cfg.objectives, budget=cfg.budget,
             executor=executor, seed=cfg.seed, cost_models=cost_models, on_trial=on_trial, progress=progress,
             extra_config={"cost_models": cfg.cost_models} if cfg.cost_models else None, artifacts=cfg.artifacts,
+            pruner=pruner,
         )  # fmt: skip
     finally:
         bar.stop()

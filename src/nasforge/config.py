@@ -13,6 +13,7 @@ Example ``search.yaml``::
     budget: 729
     workers: 1
     artifacts: weights           # optional: a folder (or "database") for the trials' weights
+    pruner: asha                 # optional: stop bad trials early (or {name: hyperband, reduction_factor: 3})
 
 or NAS-Bench-201 by table lookup (the table knows its task; objectives default to ``maximize acc12_cifar10_val``)::
 
@@ -61,6 +62,8 @@ class SearchConfig:
     constraints: list[str] = field(default_factory=list)
     objectives: list[str] | None = None  # None: the evaluator's (maximize val_acc for training)
     cost_models: list[dict[str, Any]] = field(default_factory=list)
+    pruner: str = "none"  # stops bad trials early (pruners.py): none, median, asha, hyperband
+    pruner_config: dict[str, Any] = field(default_factory=dict)
     artifacts: str | None = None  # a folder, or "database"; None: beside a SQLite file, else in the database
     budget: int | None = None
     seed: int = 0
@@ -136,6 +139,8 @@ class SearchFile(BaseModel):
     constraints: list[Text] = []
     objectives: Annotated[list[Text], Field(min_length=1)] | None = None
     cost_models: list[Options] = []
+    pruner: Text = "none"
+    pruner_config: Options = {}
     artifacts: Text | None = None
     budget: Annotated[int, Field(ge=0)] | None = None
     seed: Annotated[int, Field(ge=0)] = 0  # numpy's generators take no negative seed
@@ -170,10 +175,10 @@ class TrainSettings(BaseModel):
 
 # an evaluator's settings schema by evaluator name; an evaluator not listed checks its own settings
 EVALUATOR_SETTINGS: dict[str, type[BaseModel]] = {"train": TrainSettings}
-_SHORTHAND = ("family", "strategy", "evaluator")
+_SHORTHAND = ("family", "strategy", "evaluator", "pruner")
 # options that the config passes itself, so a section may not set them again
 _TAKEN = {"family_config": {"name"}, "strategy_config": {"name", "space"},
-          "evaluator_config": {"name", "family", "dataset", "data_dir"}}  # fmt: skip
+          "evaluator_config": {"name", "family", "dataset", "data_dir"}, "pruner_config": {"name"}}  # fmt: skip
 _TAKEN_HINT = {"name": "the name goes in the section's name", "space": "the space is the family's",
                "family": "the family is the top-level setting family", "dataset": "use the top-level setting dataset",
                "data_dir": "use the top-level setting data_dir"}  # fmt: skip
@@ -344,6 +349,15 @@ def build(cfg: SearchConfig):
     with where.within(("cost_models",)):
         cost_models = [_cost_model(family, task, spec) for spec in cfg.cost_models]
     return family, strategy, evaluator, executor, cost_models
+
+
+def build_pruner(cfg: SearchConfig):
+    """The pruner a config describes (``none``: one that never prunes); an unknown name or option is one line."""
+    from .pruners import create_pruner
+
+    where = cfg.where or Where()
+    with where.within(("pruner",)):
+        return create_pruner(cfg.pruner, **cfg.pruner_config)
 
 
 # cost models by name: ``factory(family, task, **options) -> callable(arch) -> {metric: value}``; latency sources

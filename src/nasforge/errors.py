@@ -33,3 +33,12 @@ class StorageError(NasforgeError):
 
 class TrialFailed(NasforgeError):
     """Raised by an evaluator when one trial cannot finish (NaN loss, divergence); the search goes on."""
+
+
+class TrialPruned(Exception):  # noqa: N818 - Optuna's name for the same signal
+    """Raised by ``Context.report`` when the study's pruner stops the trial; the evaluator lets it pass, and the
+    trial is recorded as ``pruned`` with its curve. A signal, not an error, hence not a ``NasforgeError``."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"pruned at step {step}")
+        self.step = step

@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any
 
 from ._worker import init_worker
 from .artifacts import TrialArtifacts
-from .errors import NasforgeError, TrialFailed
+from .errors import NasforgeError, TrialFailed, TrialPruned
 from .evaluators.base import Context, Evaluator
 from .registry import Registry
 from .space import Arch
@@ -48,6 +48,7 @@ class Job:
     task: Task | None
     artifacts: TrialArtifacts | None = None
     progress: Callable[[float, float, str], None] | None = None
+    prune: Callable[[int, Mapping[str, float]], bool] | None = None  # pruners.Watch: pruner and history snapshot
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "progress": None}  # a callback into the driver's terminal cannot travel
@@ -56,7 +57,8 @@ class Job:
 @dataclass
 class Outcome:
     """What comes back from one evaluation: metrics or an error, the learning curve, timing, worker, and the names of
-    the artifacts it saved (with their bytes in ``pending`` when the worker could not reach the store)."""
+    the artifacts it saved (with their bytes in ``pending`` when the worker could not reach the store). ``pruned``:
+    the pruner stopped it (``metrics`` are then its last reported ones)."""
 
     number: int
     metrics: dict[str, float] = field(default_factory=dict)
@@ -66,11 +68,13 @@ class Outcome:
     worker: str = ""
     artifacts: list[str] = field(default_factory=list)
     pending: dict[str, bytes] = field(default_factory=dict)
+    pruned: bool = False
 
 
 def run_job(job: Job) -> Outcome:
     """Evaluate one arch. Never raises for a failing trial (except Ctrl-C): the error becomes the outcome."""
-    ctx = Context(seed=job.seed, task=job.task, artifacts=job.artifacts, trial=job.number, progress=job.progress)
+    ctx = Context(seed=job.seed, task=job.task, artifacts=job.artifacts, trial=job.number, progress=job.progress,
+                  prune=job.prune)  # fmt: skip
     t0 = time.perf_counter()
     out = Outcome(job.number, worker=worker_name())
     try:
@@ -79,6 +83,9 @@ def run_job(job: Job) -> Outcome:
         if bad:
             raise TrialFailed(f"evaluator returned non-finite metrics: {', '.join(bad)}")
         out.metrics = {k: float(v) for k, v in metrics.items()}
+    except TrialPruned:
+        out.pruned = True
+        out.metrics = {k: v for k, v in ctx.curve[-1].items() if k != "step"} if ctx.curve else {}
     except (TrialFailed, NasforgeError) as e:
         out.error = str(e)
     except Exception as e:  # a bug or a resource error in one trial must not end the search

@@ -29,6 +29,7 @@ from .executors import Executor, Job, Outcome
 from .gate import Gate
 from .lease import Lease
 from .pricing import Pricer
+from .pruners import Pruner, Watch
 from .space import Arch
 from .spaces.base import Family
 from .storage import LeaseLost, Storage
@@ -67,6 +68,7 @@ class Plan:
     on_trial: Callable[[Trial], None] | None = None
     progress: Callable[[float, float, str], None] | None = None
     lease: Lease | None = None  # the study's lease: every write is fenced by it
+    pruner: Pruner | None = None  # stops trials early from their reported curves (pruners.py)
 
 
 class Loop:
@@ -160,18 +162,30 @@ class Loop:
         job = Job(
             p.evaluator, t.arch, t.number, trial_seed(p.seed, t.arch), p.task,
             TrialArtifacts(p.store, ArtifactKey(p.study, t.number, t.arch.key)),
-            p.progress if p.executor.in_process else None,
+            p.progress if p.executor.in_process else None, self._watch(t),
         )  # fmt: skip
         self.inflight[p.executor.submit(job)] = t
 
+    def _watch(self, t: Trial) -> Watch | None:
+        """The pruner bound to trial ``t``, judging it against the trials finished now (a snapshot: with one worker
+        that is every earlier trial, so a rerun of ``t`` on resume is judged against the same curves)."""
+        pruner = self.p.pruner
+        if pruner is None or not pruner.active:
+            return None
+        return Watch.of(pruner, self.p.objectives[0], self.trials.values(), t.arch.key)
+
     def record(self, t: Trial, out: Outcome) -> None:
-        """Store an outcome: the trial complete (feasible or not on the measured constraints) or failed."""
+        """Store an outcome: the trial complete (feasible or not on the measured constraints), pruned or failed."""
         t.finished_at = time.time()
         t.duration_s, t.worker, t.curve = out.duration_s, out.worker, out.curve
         for name, data in out.pending.items():  # saved in a worker that could not reach the store
             self.p.store.put(ArtifactKey(self.p.study, t.number, t.arch.key), name, data)
         t.artifact = ",".join(out.artifacts) or None
         error, absent = out.error, []
+        if out.pruned:  # stopped by the pruner: its curve and last reported metrics are what it has
+            t.metrics, t.state, t.error = out.metrics, State.PRUNED, None
+            self._write(self.p.storage.record_finish, t)
+            return
         if error is None:
             names = [o.metric for o in self.p.objectives] + [c.metric for c in self.p.gate.late]
             absent = [m for m in dict.fromkeys(names) if m not in out.metrics and m not in t.costs]

@@ -33,6 +33,7 @@ from .gate import EXHAUSTIVE_CHECK, Gate
 from .lease import LEASE_S, Lease
 from .loop import Loop, Plan, StrategyError, trial_seed
 from .pricing import CostModel, Pricer
+from .pruners import Pruner
 from .spaces.base import Family, load_family
 from .storage import DEFAULT_URL, MissingDatabase, Storage, check_study_name
 from .strategies.base import Strategy
@@ -157,6 +158,7 @@ class Study:
         analytic_costs: bool = True,
         artifacts: str | Mapping[str, Any] | None = None,
         lease_s: float = LEASE_S,
+        pruner: Pruner | None = None,
     ) -> Study:
         """Run (or resume) the search until ``budget`` trials exist (all states count) or the strategy is exhausted.
 
@@ -165,7 +167,10 @@ class Study:
         skips the family's analytic costs (constraints and objectives on them are then refused). ``artifacts`` is
         where trials save files: a folder, or ``"database"`` (default: beside a SQLite file, else in the database).
         ``on_trial`` is called with every trial as it finishes; ``progress`` is passed to in-process evaluations.
-        While it runs, the study's lease (``lease_s`` seconds, renewed) keeps other drivers off it.
+        While it runs, the study's lease (``lease_s`` seconds, renewed) keeps other drivers off it. ``pruner``
+        (``pruners.py``) stops trials early from the curve they report, watching the first objective; a pruner's
+        settings left to the full trial's steps default to the evaluator's ``epochs``. It is part of the study's
+        record: a study is resumed with the same pruner or refused.
         """
         check_study_name(self.name)
         ev = evaluator if isinstance(evaluator, Evaluator) else FunctionEvaluator(evaluator)
@@ -187,7 +192,9 @@ class Study:
             raise ConstraintError("no task given and neither the evaluator nor the family knows one; pass a task")
         pricer = Pricer(family, task, ev, cost_models, bits=bits, analytic=analytic_costs)
         gate = Gate([Constraint.parse(c) for c in constraints], pricer)
-        cfg = _config(family, strategy, ev, gate, objs, seed, task, extra_config, bits, analytic_costs)
+        if pruner is not None:
+            pruner = pruner.with_steps(getattr(ev, "epochs", None))
+        cfg = _config(family, strategy, ev, gate, objs, seed, task, extra_config, bits, analytic_costs, pruner)
         spec = self._artifact_spec(artifacts)
         self._check_config(cfg)
         gate.check_names(objs, ev.metrics)
@@ -201,7 +208,7 @@ class Study:
             strategy.set_feasible(gate.feasible_predicate())
             Loop(Plan(
                 self.name, self.id, self.storage, family, strategy, ev, task, objs, pricer, gate,
-                executor or Serial(), open_store(spec, self.storage), seed, budget, on_trial, progress, lease,
+                executor or Serial(), open_store(spec, self.storage), seed, budget, on_trial, progress, lease, pruner,
             )).run()  # fmt: skip
         return self
 
@@ -247,7 +254,7 @@ def _differences(path: str, a: Any, b: Any) -> list[tuple[str, Any, Any]]:
                                                                                           b.get(k))]  # fmt: skip
 
 
-def _config(family, strategy, evaluator, gate, objs, seed, task, extra, bits, analytic) -> dict[str, Any]:
+def _config(family, strategy, evaluator, gate, objs, seed, task, extra, bits, analytic, pruner=None) -> dict[str, Any]:
     """What decides a study's results (plus how to rebuild its family), as the database will hold it."""
     cfg = {
         "family": family.name,
@@ -268,4 +275,6 @@ def _config(family, strategy, evaluator, gate, objs, seed, task, extra, bits, an
         cfg["bits"] = bits
     if not analytic:
         cfg["analytic_costs"] = False
+    if pruner is not None and pruner.active:  # recorded only when one prunes, so that older studies compare equal
+        cfg["pruner"] = {"name": pruner.name, **pruner.config()}
     return json.loads(json.dumps(cfg))  # tuples -> lists, as the database will hold them

@@ -32,6 +32,12 @@ class Result:
     ``score`` holds the objectives oriented so that *greater is better* (a minimised metric is negated), in the order
     the study lists them; it is ``None`` when the trial did not complete. ``feasible`` is False when any constraint
     (cheap or measured) failed.
+
+    A trial stopped early by the study's pruner has state ``PRUNED``: ``ok`` False and ``score`` None, as a failed
+    trial, with its last reported metrics in ``metrics``. That is what Optuna's samplers mostly do (random, CMA-ES
+    and NSGA-II learn only from complete trials; TPE alone ranks pruned ones below complete ones by their last
+    value) and what ASHA assumes of its searcher (Li et al. 2020: random search, told nothing): a pruned arch was
+    judged worse than its peers, so no strategy should breed from it or fit a model to its truncated value.
     """
 
     state: State

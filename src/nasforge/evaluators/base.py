@@ -26,7 +26,9 @@ class Context:
     which trials run (a resumed search ends where an uninterrupted one does). ``artifacts`` is this trial's view of the
     study's artifact store (``put``/``get`` bytes, ``save``/``load`` state dicts, ``parent(arch_key)`` for another
     trial's files), or None outside a study. ``report`` records a learning-curve point; ``progress`` drives a
-    progress bar.
+    progress bar. ``prune`` (set by the study when it has a pruner: ``pruners.Watch``) is asked about every reported
+    point; when it says stop, ``report`` raises ``TrialPruned``, which an evaluator must let pass (its training loop
+    ends there and the trial is recorded as ``pruned`` with its curve and last reported metrics).
     """
 
     seed: int = 0
@@ -35,9 +37,15 @@ class Context:
     trial: int = -1
     curve: list[dict[str, float]] = field(default_factory=list)
     progress: Callable[[float, float, str], None] | None = None
+    prune: Callable[[int, Mapping[str, float]], bool] | None = None
 
     def report(self, step: int, **metrics: float) -> None:
-        self.curve.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
+        point = {k: float(v) for k, v in metrics.items()}
+        self.curve.append({"step": step, **point})
+        if self.prune is not None and self.prune(step, point):
+            from ..errors import TrialPruned
+
+            raise TrialPruned(step)
 
     def update(self, done: float, total: float, label: str = "") -> None:
         if self.progress is not None:

@@ -25,6 +25,8 @@ class Strategy(ABC):
       rebuilds a strategy by replaying its recorded asks and tells, so there is no other state to save.
     - It never trains, never touches storage, and reads only ``result.score`` (greater is better), ``result.ok``
       and ``result.costs``.
+    - A trial the study's pruner stopped early is told with state ``PRUNED``, ``ok`` False and ``score`` None (its last
+      reported metrics in ``result.metrics``): a strategy treats it as it treats a failed trial (see ``Result``).
     - ``feasible(arch)`` (set by the study from the constraints on cheap metrics; by default everything is feasible)
       tells whether an arch meets the constraints without evaluating it. Learning strategies propose only feasible
       archs; ``grid`` enumerates everything and lets the study record infeasible archs as such, untrained.
