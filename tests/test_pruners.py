@@ -184,6 +184,10 @@ def test_pruned_trial_recorded_with_curve_and_told(tmp_path, lenet):
     assert s.best().arch.key == full.best().arch.key
     spent = sum(len(t.curve) for t in s.trials())
     assert spent < sum(len(t.curve) for t in full.trials()) / 2
+    # the report draws the stopped trials' curves too (dotted): with no complete trial they are the whole plot
+    from nasforge.report import _curves_plot
+
+    assert _curves_plot([], s.objectives()[0]) is None and _curves_plot([], s.objectives()[0], pruned) is not None
 
 
 def full_curve(full, t):

@@ -146,18 +146,24 @@ def _pareto_plot(study: Study, done: list[Trial], o1: Objective, o2: Objective):
     return "Pareto front", _png(fig)
 
 
-def _curves_plot(done: list[Trial], obj: Objective):
+def _curves_plot(done: list[Trial], obj: Objective, pruned: list[Trial] = ()):
+    """Learning curves of complete trials (solid) and of trials stopped early (dotted, ending where they stopped)."""
     import matplotlib.pyplot as plt
 
-    curves = [t for t in done if t.curve and any(obj.metric in p for p in t.curve)]
+    def has(t: Trial) -> bool:
+        return bool(t.curve) and any(obj.metric in p for p in t.curve)
+
+    curves = [t for t in done if has(t)][:40] + [t for t in pruned if has(t)][:40]
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for t in curves[:40]:
-        ax.plot([p["step"] for p in t.curve], [p.get(obj.metric, math.nan) for p in t.curve], alpha=0.6)
+    for t in curves:
+        style = ":" if t.state == State.PRUNED else "-"
+        ax.plot([p["step"] for p in t.curve], [p.get(obj.metric, math.nan) for p in t.curve], style, alpha=0.6)
     ax.set_xlabel("epoch")
     ax.set_ylabel(axis(obj.metric)[1])
-    ax.set_title("learning curves")
+    ax.set_title("learning curves (dotted: stopped early)" if any(t.state == State.PRUNED for t in curves) else
+                 "learning curves")
     return "learning curves", _png(fig)
 
 
@@ -177,7 +183,7 @@ def plots(study: Study) -> list[tuple[str, str]]:
         both = [t for t in done if t.value(objs[1].metric) is not None]
         if both:
             out.append(_pareto_plot(study, both, objs[0], objs[1]))
-    out.append(_curves_plot(done, obj))
+    out.append(_curves_plot(done, obj, [t for t in trials if t.state == State.PRUNED]))
     return [p for p in out if p is not None]
 
 
