@@ -8,9 +8,9 @@ parent's morphed weights, so a search pays full training only for its first ``po
 
 ``grow`` names the dimensions that may grow (default: every numeric one); leave out those the family cannot morph
 (lenet's unpadded kernels change the feature-map size; mobilenet's resolution changes the input), or the inherit
-evaluator trains those children from scratch. A parent with nothing left to grow, or a child asked before or
-infeasible, means another tournament; after ``retries`` tries a random unseen arch is asked instead, so a query is
-never spent twice and the space is exhausted cleanly.
+evaluator trains those children from scratch. The tournament is held among the members that can still grow into an unseen,
+feasible arch; when none can, a random unseen arch is asked instead, so a query is never spent twice and the space is
+exhausted cleanly (``retries`` is kept for the shared settings and unused).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import NasforgeError
 from ..space import Arch, Space
 from .base import register_strategy
-from .evolution import RegularizedEvolution, mutable_dims
+from .evolution import RegularizedEvolution
 
 
 def step(values: tuple, value: Any, direction: int = 1) -> Any:
@@ -57,20 +57,19 @@ class MorphEvolution(RegularizedEvolution):
         return list(self.grow) if self.grow is not None else list(self.space.names)
 
     def _child(self, batch: set[str]) -> Arch | None:
-        if mutable_dims(self.space) == 0:
+        # the tournament is held among members that can still grow into an unseen feasible arch, so that a winner
+        # at the top of every dimension does not stall the search
+        pool = [(a, f, m) for a, f in self.population if (m := self.open_moves(a, batch))]
+        if not pool:
             return None
-        every = max(1, self.retries // 5)
-        moves: list[Arch] = []
-        for t in range(self.retries):
-            if t % every == 0:
-                parent = self._tournament()
-                moves = self.moves(parent)
-            if not moves:
-                continue
-            child = moves.pop(int(self.rng.integers(len(moves))))
-            if child.key not in batch and not self.seen(child) and self.feasible(child):
-                return child
-        return None
+        k = min(self.sample_size, len(pool))
+        picks = self.rng.choice(len(pool), size=k, replace=False)
+        best = max(picks, key=lambda i: (pool[i][1], -i))  # ties: the oldest of the sample
+        moves = pool[best][2]
+        return moves[int(self.rng.integers(len(moves)))]
+
+    def open_moves(self, parent: Arch, batch: set[str]) -> list[Arch]:
+        return [c for c in self.moves(parent) if c.key not in batch and not self.seen(c) and self.feasible(c)]
 
     def moves(self, parent: Arch) -> list[Arch]:
         """Every child one growth step from ``parent`` (canonical, distinct)."""
