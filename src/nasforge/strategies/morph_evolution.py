@@ -8,9 +8,9 @@ parent's morphed weights, so a search pays full training only for its first ``po
 
 ``grow`` names the dimensions that may grow (default: every numeric one); leave out those the family cannot morph
 (lenet's unpadded kernels change the feature-map size; mobilenet's resolution changes the input), or the inherit
-evaluator trains those children from scratch. The tournament is held among the members that can still grow into an unseen,
-feasible arch; when none can, a random unseen arch is asked instead, so a query is never spent twice and the space is
-exhausted cleanly (``retries`` is kept for the shared settings and unused).
+evaluator trains those children from scratch. The tournament is held among the members that can still grow into an
+unseen, feasible arch; when none can, a random unseen arch is asked instead, so a query is never spent twice and the
+space is exhausted cleanly (``retries``, a shared setting of evolution, is unused here).
 """
 
 from __future__ import annotations
