@@ -15,6 +15,9 @@ never diverge: Chen et al., 2016, section 2.3); one without trains ``scratch_epo
 training is ``TrainEvaluator``'s (any of its settings can be given), and the result reports ``inherited_from`` (the
 parent's trial number, or -1) and ``start_val_acc`` (validation accuracy before the first step: the parent's, for a
 child that inherits).
+
+Outside a study (``ctx.artifacts`` None) every arch trains from scratch. A worker process that cannot reach the store
+(an in-memory database) fails the trial with the store's one-line error rather than silently training from scratch.
 """
 
 from __future__ import annotations
