@@ -131,7 +131,7 @@ class Capture:
         Capture.state = obj
 
 
-def plot(results: dict) -> str:
+def plot(results: dict, tag: str = "") -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,7 +148,7 @@ def plot(results: dict) -> str:
         ax.title.set_fontsize(8)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    p = RESULTS / "net2net_curves.png"
+    p = RESULTS / f"net2net_curves{tag}.png"
     RESULTS.mkdir(exist_ok=True)
     fig.savefig(p, dpi=110)
     return str(p)
@@ -165,6 +165,8 @@ def main() -> None:
     ap.add_argument("--parent-epochs", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--families", default="lenet,mobilenet", help="which curves to train (comma-separated)")
+    ap.add_argument("--tag", default="", help="suffix of the result and plot file names (a variant run)")
     args = ap.parse_args()
     if args.quick:
         args.pairs, args.train, args.val, args.parent_epochs, args.epochs = 5, 1000, 300, 2, 3
@@ -181,6 +183,8 @@ def main() -> None:
     }
     res = {}
     for name, (fam, p, c) in runs.items():
+        if name not in args.families.split(","):
+            continue
         sizes = (args.train, args.val) if name == "lenet" else (args.mb_train, args.mb_val)
         res[name] = curves(fam, fam.space.validate(p), fam.space.validate(c), args, *sizes)
         res[name]["train_subset"], res[name]["val_size"] = sizes
@@ -191,9 +195,9 @@ def main() -> None:
         print(f"| {name} | {r['parent']} → {r['child']} | {r['parent_val_acc']:.1f} | {r['scratch_final']:.1f} | "
               f"{inh[0]:.1f} / {inh[1]:.1f} / {inh[-1]:.1f} | {r['epochs_to_scratch_final']} of {args.epochs} | "
               f"{r['inherited_time_s']:.0f} / {r['scratch_time_s']:.0f} |")
-    png = plot(res)
-    path = save("bench_net2net" + ("_quick" if args.quick else ""), {"args": vars(args), "preservation": pres,
-                                                                      "curves": res, "plot": png}, threads=1)
+    png = plot(res, args.tag)
+    name = "bench_net2net" + ("_quick" if args.quick else "") + args.tag
+    path = save(name, {"args": vars(args), "preservation": pres, "curves": res, "plot": png}, threads=1)
     print(f"\nsaved {path} and {png}")
 
 
