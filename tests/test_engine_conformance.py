@@ -20,6 +20,8 @@ BUILD = {
     "train": ("lenet", "mnist", dict(dataset="mnist", epochs=1, train_subset=256, test_subset=128, val_size=128)),
     "table": ("nb201", "nb201", {}),
     "supernet": ("lenet", "mnist", dict(dataset="mnist", train_subset=256, val_size=128, weights=LENET_SUPERNET)),
+    "inherit": ("lenet", "mnist", dict(dataset="mnist", epochs=1, scratch_epochs=1, train_subset=256, test_subset=128,
+                                       val_size=128)),
 }
 UNTIMED = ("train_time_s", "eval_time_s")  # wall times differ between two runs of the same trial
 

@@ -194,31 +194,41 @@ class TrainEvaluator(Evaluator):
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def __call__(self, arch: Arch, ctx: Context) -> dict[str, float]:
+        return self.fit(arch, ctx)
+
+    def fit(self, arch: Arch, ctx: Context, init: Any = None, epochs: int | None = None) -> dict[str, float]:
+        """Train ``arch`` and return its metrics. ``init`` (a state dict of the arch's network) replaces the fresh
+        initialisation, and ``epochs`` this evaluator's epoch count: the hook for evaluators that start from
+        inherited weights (``inherit``)."""
         import torch
 
+        epochs = self.epochs if epochs is None else epochs
         if self.threads:
             torch.set_num_threads(self.threads)
         data = self.data()
         device = data.x_train.device
         torch.manual_seed(ctx.seed)
         gen = torch.Generator().manual_seed(ctx.seed)
-        model = self.family.build(arch, data.task()).to(device)
+        model = self.family.build(arch, data.task())
+        if init is not None:
+            model.load_state_dict(init)
+        model = model.to(device)
         opt = self._optimizer(model.parameters())
         steps = math.ceil(len(data.y_train) / self.batch_size)
-        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs * steps)
+        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
                  if self.schedule == "cosine" else None)  # fmt: skip
         best = (-1.0, math.inf, 0)  # val_acc, val_loss, epoch
         best_state: dict[str, Any] = {}
         t0 = time.perf_counter()
         train_loss = math.nan
-        for epoch in range(1, self.epochs + 1):
-            train_loss = self._epoch(model, opt, sched, data, gen, epoch, steps, ctx)
+        for epoch in range(1, epochs + 1):
+            train_loss = self._epoch(model, opt, sched, data, gen, epoch, steps, ctx, epochs)
             val_acc, val_loss = accuracy(model, data.x_val, data.y_val)
             ctx.report(epoch, train_loss=train_loss, val_acc=val_acc, val_loss=val_loss)
             if val_acc > best[0]:
                 best = (val_acc, val_loss, epoch)
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        ctx.update(self.epochs * steps, self.epochs * steps, "done")
+        ctx.update(epochs * steps, epochs * steps, "done")
         train_time = time.perf_counter() - t0
         model.load_state_dict(best_state)
         out = {"val_acc": best[0]}
@@ -228,7 +238,7 @@ class TrainEvaluator(Evaluator):
             ctx.artifacts.save("model.pt", best_state)
         return {**out, "val_loss": best[1], "train_loss": train_loss, "best_epoch": best[2], "train_time_s": train_time}
 
-    def _epoch(self, model, opt, sched, data, gen, epoch: int, steps: int, ctx: Context) -> float:
+    def _epoch(self, model, opt, sched, data, gen, epoch: int, steps: int, ctx: Context, epochs: int) -> float:
         import torch
         import torch.nn.functional as F
 
@@ -251,5 +261,5 @@ class TrainEvaluator(Evaluator):
                 sched.step()
             total += lv
             if s % 50 == 0:
-                ctx.update((epoch - 1) * steps + s + 1, self.epochs * steps, f"epoch {epoch}/{self.epochs}")
+                ctx.update((epoch - 1) * steps + s + 1, epochs * steps, f"epoch {epoch}/{epochs}")
         return total / steps
