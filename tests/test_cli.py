@@ -281,3 +281,13 @@ def column(text, name):
     head = next(ln for ln in lines if ln.startswith("┃") and f" {name} " in ln)
     i = [c.strip() for c in head.split("┃")].index(name)
     return [ln.split("│")[i].strip() for ln in lines if ln.startswith("│")]
+
+
+def test_training_options_reach_the_evaluators_that_take_them(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/nf.db"
+    # the table evaluator trains nothing: a training option given to it is a usage error, not silently dropped
+    assert cli("search", "--family", "nb201", "--evaluator", "table", "--epochs", "3", "--study", "t",
+               "--storage", db) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --epochs does not apply to evaluator 'table'") and len(err.splitlines()) == 1
+    assert not (tmp_path / "nf.db").exists()

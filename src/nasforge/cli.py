@@ -41,6 +41,7 @@ def _kv(items: list[str] | None, what: str) -> dict:
 
 @app.command()
 def search(
+    ctx: typer.Context,
     family: Annotated[str, typer.Option(help="Search-space family: lenet, cell, ... (see `nasforge list`).")] = "lenet",
     dataset: Annotated[
         str, typer.Option(help="Data: mnist, fashion-mnist, an .npz file (x_train, y_train, ...) or an image folder.")
@@ -104,12 +105,15 @@ def search(
 
     ev_cfg = _kv(evaluator_opt, "--evaluator-opt")
     names = {**OPTION_NAMES, **{("evaluator_config", k): f"--evaluator-opt {k}" for k in ev_cfg}}
+    training = {
+        "epochs": epochs, "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+        "schedule": schedule, "label_smoothing": label_smoothing, "batch_size": batch_size, "device": device,
+        "val_size": val_size, "train_subset": train_subset, "test_subset": test_subset,
+    }  # fmt: skip
     if evaluator == "train":
-        ev_cfg = {
-            "epochs": epochs, "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-            "schedule": schedule, "label_smoothing": label_smoothing, "batch_size": batch_size, "device": device,
-            "val_size": val_size, "train_subset": train_subset, "test_subset": test_subset, **ev_cfg,
-        }  # fmt: skip
+        ev_cfg = {**training, **ev_cfg}
+    else:
+        ev_cfg = {**_given_training(ctx, evaluator, training), **ev_cfg}
     cfg = SearchConfig(
         study=study,
         storage=storage,
@@ -133,6 +137,30 @@ def search(
         pruner_config=_kv(pruner_opt, "--pruner-opt"),
     )
     _run(cfg.validated(names), quiet)
+
+
+def _given_training(ctx: typer.Context, evaluator: str, training: dict) -> dict:
+    """The training options given on the command line, for an evaluator other than ``train`` that takes them (the
+    ``inherit`` and ``supernet`` evaluators train or load data too); one it does not take is a usage error."""
+    from .evaluators import EVALUATORS
+
+    def typed(k: str) -> bool:  # the option was written, not defaulted (typer's vendored click says so)
+        src = ctx.get_parameter_source(k)
+        return src is not None and src.name == "COMMANDLINE"
+
+    given = {k: v for k, v in training.items() if typed(k)}
+    if not given:
+        return {}
+    import inspect
+
+    takes = set(EVALUATORS.options(evaluator))
+    params = inspect.signature(EVALUATORS.get(evaluator)).parameters.values()
+    passes_on = any(p.kind is p.VAR_KEYWORD for p in params)  # hands the rest to a TrainEvaluator (inherit)
+    bad = [] if passes_on else [k for k in given if k not in takes]
+    if bad:
+        raise NasforgeError(f"--{bad[0].replace('_', '-')} does not apply to evaluator {evaluator!r}; its settings "
+                            f"(--evaluator-opt key=value): {', '.join(sorted(takes)) or 'none'}")  # fmt: skip
+    return given
 
 
 # how errors name a setting of ``search``: by the option that sets it (SearchConfig key path -> option)
