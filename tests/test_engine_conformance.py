@@ -17,8 +17,11 @@ from nasforge.task import Task
 BUILD = {
     "train": ("lenet", "mnist", dict(dataset="mnist", epochs=1, train_subset=256, test_subset=128, val_size=128)),
     "table": ("nb201", "nb201", {}),
+    "synflow": ("lenet", "mnist", {}),
+    **{p: ("lenet", "mnist", dict(dataset="mnist", train_subset=256, batch_size=16))
+       for p in ("snip", "grad_norm", "naswot", "jacob_cov")},
 }
-UNTIMED = ("train_time_s",)  # wall times differ between two runs of the same trial
+UNTIMED = ("train_time_s", "proxy_time_s")  # wall times differ between two runs of the same trial
 
 
 @pytest.mark.parametrize("name", EVALUATORS.names())
