@@ -88,13 +88,16 @@ def part_b(args) -> dict:
         out[name] = {"failed": failed, "cpu_per_arch_s": (time.process_time() - cpu0) / len(archs),
                      "time_per_arch_s": float(np.mean(times)) if times else None}  # fmt: skip
         print(f"  {name}: scored {len(archs)} archs, {out[name]['time_per_arch_s']} s/arch", flush=True)
+    save("bench_proxies_scores" + ("_quick" if args.quick else ""), {"archs": [a.key for a in archs], **scores})
     deadline = time.time() + 60 * args.wait_min
     while not path.exists() and time.time() < deadline:
         time.sleep(10)
     ref = json.loads(path.read_text())
-    assert [r["key"] for r in ref["archs"]] == [fam.network_key(a) for a in archs], "reference archs differ"
-    truth = [r["val_acc"] for r in ref["archs"]]
-    out["reference"] = {"archs": len(archs), "settings": ref["settings"],
+    by_key = {r["key"]: r for r in ref["archs"]}  # a reference cut short (--allow-missing) has fewer archs
+    keep = [i for i, a in enumerate(archs) if fam.network_key(a) in by_key]
+    truth = [by_key[fam.network_key(archs[i])]["val_acc"] for i in keep]
+    scores = {k: [v[i] for i in keep] for k, v in scores.items()}
+    out["reference"] = {"archs": len(keep), "settings": ref["settings"],
                         "time_per_arch_s": float(np.mean([r["train_time_s"] for r in ref["archs"]]))}  # fmt: skip
     for name in PROXIES:
         rho, p, tau, _ = correlations(scores[name], truth)

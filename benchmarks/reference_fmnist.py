@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--range", default=None, help="i:j: train only archs[i:j] (1-based rows i+1..j) into a part file, "
                     "so that several processes share the work; --merge joins the parts")
     ap.add_argument("--merge", nargs="+", default=None, help="part files (or one-line-per-arch logs) to join")
+    ap.add_argument("--allow-missing", action="store_true", help="--merge: keep the archs the parts trained")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -96,6 +97,8 @@ def merge(fam, ev, archs, args) -> None:
                 got[cells[1]] = {"val_acc": float(cells[2]), "train_time_s": float(cells[3])}
     rows = []
     for a in archs:
+        if args.allow_missing and fam.describe(a) not in got:
+            continue
         r = got[fam.describe(a)]  # KeyError: an arch no part trained
         rows.append({"arch": dict(a), "describe": fam.describe(a), "key": fam.network_key(a),
                      "val_acc": r["val_acc"], "train_time_s": r["train_time_s"]})  # fmt: skip
