@@ -22,8 +22,11 @@ BUILD = {
     "supernet": ("lenet", "mnist", dict(dataset="mnist", train_subset=256, val_size=128, weights=LENET_SUPERNET)),
     "inherit": ("lenet", "mnist", dict(dataset="mnist", epochs=1, scratch_epochs=1, train_subset=256, test_subset=128,
                                        val_size=128)),
+    "synflow": ("lenet", "mnist", {}),
+    **{p: ("lenet", "mnist", dict(dataset="mnist", train_subset=256, batch_size=16))
+       for p in ("snip", "grad_norm", "naswot", "jacob_cov")},
 }
-UNTIMED = ("train_time_s", "eval_time_s")  # wall times differ between two runs of the same trial
+UNTIMED = ("train_time_s", "eval_time_s", "proxy_time_s")  # wall times differ between two runs of the same trial
 
 
 @pytest.mark.parametrize("name", EVALUATORS.names())
