@@ -20,6 +20,7 @@ from nasforge.spaces.base import create_family
 from nasforge.task import Task
 
 TASK = Task((1, 12, 12), 10)
+torch.set_num_threads(1)  # tiny networks: a second thread only adds contention on a shared machine
 
 
 def nb201():
@@ -195,7 +196,7 @@ def test_evaluator_scores_archs_is_picklable_and_deterministic(tmp_path):
 def test_evaluator_refuses_a_ghn_for_other_inputs(tmp_path):
     fam = nb201()
     path = _saved_ghn(tmp_path, fam)
-    x = np.random.default_rng(0).normal(size=(60, 1, 10, 10)).astype("float32")
+    x = np.random.default_rng(0).normal(size=(60, 1, 16, 16)).astype("float32")
     y = np.arange(60) % 10
     ev = create_evaluator("hypernet", family=fam, dataset=(x, y), ghn=str(path), val_size=20)
     with pytest.raises(NasforgeError, match="trained for inputs"):
