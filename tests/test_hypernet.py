@@ -203,3 +203,19 @@ def test_evaluator_refuses_a_ghn_for_other_inputs(tmp_path):
         ev(fam.space.sample(np.random.default_rng(0)), Context())
     with pytest.raises(NasforgeError, match="ghn="):
         create_evaluator("hypernet", family=fam, dataset=(x, y))
+
+
+def test_cli_trains_resumes_and_the_evaluator_reads_the_checkpoint(tmp_path):
+    from nasforge.cli import main
+
+    x, y = toy(80, seed=3)
+    np.savez(tmp_path / "d.npz", x_train=x.numpy(), y_train=y.numpy())
+    out = tmp_path / "ghn.pt"
+    common = ["--family", "nb201", "--family-opt", "C=4", "--family-opt", "N=1", "--dataset", str(tmp_path / "d.npz"),
+              "--val-size", "20", "--batch-size", "8", "--out", str(out)]  # fmt: skip
+    assert main(["hypernet", "train", *common, "--steps", "2", "--max-channels", "16"]) in (0, None)
+    assert main(["hypernet", "train", *common, "--steps", "1", "--resume"]) in (0, None)
+    assert load_ghn(out)[3]["step"] == 3
+    fam = nb201()
+    ev = create_evaluator("hypernet", family=fam, dataset=str(tmp_path / "d.npz"), ghn=str(out), val_size=20)
+    assert 0 <= ev(fam.space.sample(np.random.default_rng(0)), Context())["val_acc"] <= 100
