@@ -24,7 +24,7 @@ from scipy import stats
 
 from nasforge.evaluators.train import TrainEvaluator
 from nasforge.hypernet.model import GHN
-from nasforge.hypernet.train import Nets, checkpoint, save_ghn, score, train_ghn
+from nasforge.hypernet.train import Nets, checkpoint, load_ghn, save_ghn, score, train_ghn
 from nasforge.spaces import create_family
 
 
@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--wait", type=float, default=20.0, help="minutes to wait for the reference file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-ghn", type=Path, default=None, help="also write the trained GHN checkpoint here")
+    ap.add_argument("--ghn", type=Path, default=None, help="score with this checkpoint instead of training one")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -80,9 +81,15 @@ def main() -> None:
     fam = create_family("nb201", C=8, N=1)
     data = TrainEvaluator(fam, "fashion-mnist", train_subset=args.train_subset, val_size=args.val_size,
                           threads=1).data()  # the reference's data code and split  # fmt: skip
-    ghn, tr = train(args, fam, data)
-    if args.save_ghn:
-        save_ghn(checkpoint(ghn, fam, data.task(), tr["steps"], tr["opt"], {"bench": "bench_ghn"}), args.save_ghn)
+    if args.ghn:  # a GHN trained by an earlier run (its --save-ghn): score only
+        ghn, _, _, ck = load_ghn(args.ghn)
+        tr = {"steps": ck["step"], "train_s": ck["meta"].get("train_s", float("nan")), "opt": None,
+              "loss_curve": ck["meta"].get("loss_curve", []), "from_checkpoint": str(args.ghn)}  # fmt: skip
+    else:
+        ghn, tr = train(args, fam, data)
+    if args.save_ghn and not args.ghn:
+        meta = {"bench": "bench_ghn", "train_s": tr["train_s"], "loss_curve": tr["loss_curve"]}
+        save_ghn(checkpoint(ghn, fam, data.task(), tr["steps"], tr["opt"], meta), args.save_ghn)
     ref = wait_for(args.reference, args.wait)
     rs = ref["settings"]
     same = (rs["train_subset"], rs["val_size"]) == (args.train_subset, args.val_size)
