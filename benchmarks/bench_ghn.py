@@ -95,6 +95,8 @@ def main() -> None:
     same = (rs["train_subset"], rs["val_size"]) == (args.train_subset, args.val_size)
     archs = ref["archs"][: 6 if args.quick else None]
     nets = Nets(fam, data.task())
+    torch.manual_seed(args.seed)  # the trained GHN's starting point: what training it added
+    init = GHN(**ghn.config())
     rows = []
     print("\n| # | arch | trained val_acc | GHN val_acc | GHN val_loss | GHN s | train s |")
     print("|---|---|---|---|---|---|---|")
@@ -102,13 +104,15 @@ def main() -> None:
         t0 = time.perf_counter()
         acc, loss = score(ghn, nets, r["arch"], data.x_val, data.y_val)
         dt = time.perf_counter() - t0
+        init_acc = score(init, nets, r["arch"], data.x_val, data.y_val)[0]
         rows.append({"key": r["key"], "val_acc": r["val_acc"], "ghn_acc": acc, "ghn_loss": loss, "ghn_s": dt,
-                     "train_time_s": r["train_time_s"]})  # fmt: skip
+                     "init_acc": init_acc, "train_time_s": r["train_time_s"]})  # fmt: skip
         print(f"| {i} | {fam.describe(fam.arch(r['arch']))} | {r['val_acc']:.2f} | {acc:.2f} | {loss:.3f} | {dt:.2f} |"
               f" {r['train_time_s']:.1f} |", flush=True)  # fmt: skip
     y = [r["val_acc"] for r in rows]
     corr = {}
-    for name, x in (("ghn_acc", [r["ghn_acc"] for r in rows]), ("neg_ghn_loss", [-r["ghn_loss"] for r in rows])):
+    for name, x in (("ghn_acc", [r["ghn_acc"] for r in rows]), ("neg_ghn_loss", [-r["ghn_loss"] for r in rows]),
+                    ("untrained_ghn_acc", [r["init_acc"] for r in rows])):  # fmt: skip
         corr[name] = {"spearman": float(stats.spearmanr(x, y)[0]), "kendall": float(stats.kendalltau(x, y)[0])}
     t_ghn = float(np.mean([r["ghn_s"] for r in rows]))
     t_train = float(np.mean([r["train_time_s"] for r in rows]))

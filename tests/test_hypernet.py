@@ -219,3 +219,14 @@ def test_cli_trains_resumes_and_the_evaluator_reads_the_checkpoint(tmp_path):
     fam = nb201()
     ev = create_evaluator("hypernet", family=fam, dataset=str(tmp_path / "d.npz"), ghn=str(out), val_size=20)
     assert 0 <= ev(fam.space.sample(np.random.default_rng(0)), Context())["val_acc"] <= 100
+
+
+def test_untrained_ghn_is_a_seeded_baseline():
+    fam = nb201()
+    x, y = toy(60, seed=4)
+    ev = create_evaluator("hypernet", family=fam, dataset=(x.numpy(), y.numpy()), ghn="untrained", val_size=20)
+    arch = fam.space.sample(np.random.default_rng(2))
+    state = torch.random.get_rng_state()
+    r = ev(arch, Context())
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's generator is left alone
+    assert pickle.loads(pickle.dumps(ev))(arch, Context()) == r

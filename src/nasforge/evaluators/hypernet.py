@@ -2,8 +2,9 @@
 2021: rank many unseen archs by their accuracy with predicted weights, then train the best few).
 
 The GHN is a checkpoint written by ``nasforge hypernet train`` (or ``nasforge.hypernet.train.save_ghn``), given as a
-file path, or as ``artifact:<study>/<arch_key>/<name>`` to read it from the study's artifact store. It is loaded
-lazily, once per process, so the evaluator pickles small and a worker loads it on its first trial.
+file path, or as ``artifact:<study>/<arch_key>/<name>`` to read it from the study's artifact store, or ``untrained``
+(a GHN at its seed-0 initialisation: the baseline that says what training the GHN adds). It is loaded lazily, once
+per process, so the evaluator pickles small and a worker loads it on its first trial.
 
 The data comes from a ``TrainEvaluator`` with the same data settings (one data-loading code): the scores are
 ``val_acc`` and ``val_loss`` on its validation split. BN runs on batch statistics (training mode) over validation
@@ -12,7 +13,6 @@ batches of ``batch_size`` (default 500), as the GHN was trained; no recalibratio
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ..errors import NasforgeError
@@ -29,7 +29,7 @@ _GHN_CACHE: dict[str, Any] = {}  # one loaded GHN per process and source
 class HypernetEvaluator(Evaluator):
     """``val_acc`` / ``val_loss`` of ``arch`` with GHN-predicted weights (``ghn``: a checkpoint path or artifact)."""
 
-    metrics = ("val_acc", "val_loss", "eval_time_s")
+    metrics = ("val_acc", "val_loss")
     default_objectives = ("maximize val_acc",)
 
     def __init__(
@@ -71,16 +71,18 @@ class HypernetEvaluator(Evaluator):
 
         hit = _GHN_CACHE.get(self.ghn)
         if hit is None:
-            if self.ghn.startswith("artifact:"):
+            if self.ghn == "untrained":
+                ghn, task = _untrained(), self.task()
+            elif self.ghn.startswith("artifact:"):
                 study, _, rest = self.ghn[len("artifact:") :].partition("/")
                 key, _, name = rest.partition("/")
                 if not (study and key and name) or ctx.artifacts is None:
                     raise NasforgeError(f"hypernet evaluator: {self.ghn!r} must be artifact:<study>/<arch_key>/<name>"
                                         " and needs a study's artifact store")  # fmt: skip
                 src: Any = ctx.artifacts.parent(key, name, study)
+                ghn, _, task, _ = load_ghn(src)
             else:
-                src = self.ghn
-            ghn, _, task, _ = load_ghn(src)
+                ghn, _, task, _ = load_ghn(self.ghn)
             if tuple(task.input_shape) != tuple(self.task().input_shape) or task.num_classes != self.task().num_classes:
                 raise NasforgeError(f"the GHN {self.ghn} was trained for inputs {task.input_shape} and "
                                     f"{task.num_classes} classes, the data has {self.task().input_shape} and "
@@ -103,6 +105,15 @@ class HypernetEvaluator(Evaluator):
             torch.set_num_threads(self.threads)
         ghn, nets = self._load(ctx)
         data = self._data.data()
-        t0 = time.perf_counter()
         acc, loss = score(ghn, nets, arch, data.x_val, data.y_val, self.batch_size)
-        return {"val_acc": acc, "val_loss": loss, "eval_time_s": time.perf_counter() - t0}
+        return {"val_acc": acc, "val_loss": loss}
+
+
+def _untrained():
+    import torch
+
+    from ..hypernet.model import GHN
+
+    with torch.random.fork_rng():  # seeded without touching the caller's global generator
+        torch.manual_seed(0)
+        return GHN()

@@ -39,7 +39,10 @@ class Nets:
         arch = self.family.arch(arch)
         hit = self._cache.get(arch.key)
         if hit is None:
-            model = self.family.build(arch, self.task)
+            import torch
+
+            with torch.random.fork_rng():  # its initial weights are never used: leave the caller's generator alone
+                model = self.family.build(arch, self.task)
             hit = (model, encode_graph(self.family.graph(arch, self.task)))
             self._cache[arch.key] = hit
             if len(self._cache) > self.size:
