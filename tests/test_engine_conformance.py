@@ -23,6 +23,8 @@ BUILD = {
     "inherit": ("lenet", "mnist", dict(dataset="mnist", epochs=1, scratch_epochs=1, train_subset=256, test_subset=128,
                                        val_size=128)),
     "synflow": ("lenet", "mnist", {}),
+    "hypernet": ("nb201", "fashion-mnist", dict(dataset="fashion-mnist", ghn="untrained", train_subset=256,
+                                                 val_size=128)),
     **{p: ("lenet", "mnist", dict(dataset="mnist", train_subset=256, batch_size=16))
        for p in ("snip", "grad_norm", "naswot", "jacob_cov")},
 }

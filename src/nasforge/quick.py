@@ -22,6 +22,7 @@ SIZES: dict[str, int] = {
     "random": 2, "archs": 6, "calibrate": 3, "repeats": 3, "warmup": 1,  # latency measure, lut
     "n_train": 8, "rounds": 1, "n_test": 4,  # latency predictor
     "n": 40,  # tinynas optimise: archs per sub-space
+    "steps": 5,  # hypernet train
 }  # fmt: skip
 CAP_WHEN_NONE = ("epochs", "train_subset", "test_subset", "val_size")
 

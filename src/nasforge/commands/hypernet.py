@@ -43,7 +43,8 @@ def train(
     from ..textio import parse_kv
 
     err = Console(stderr=True)
-    sizes = shrink("hypernet train", {"train_subset": train_subset, "val_size": val_size})
+    sizes = shrink("hypernet train", {"train_subset": train_subset, "val_size": val_size, "steps": steps})
+    steps = sizes["steps"]
     fam = create_family(family, **parse_kv(family_opt, "--family-opt"))
     data = TrainEvaluator(fam, dataset, data_dir=data_dir, train_subset=sizes["train_subset"],
                           val_size=sizes["val_size"], device="cpu").data()  # fmt: skip
