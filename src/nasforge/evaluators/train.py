@@ -22,6 +22,7 @@ from typing import Any
 
 from ..datasets import DataSource, as_source, plan, prepare, resolved_val_size, scan
 from ..errors import NasforgeError, TrialFailed
+from ..nn.scoring import accuracy
 from ..space import Arch
 from ..spaces.base import Family
 from ..strategies.base import setting
@@ -33,22 +34,6 @@ SCHEDULES = ("constant", "cosine")
 
 # one data set per process and configuration: workers load it once, not once per trial
 _DATA_CACHE: dict[str, Any] = {}
-
-
-def accuracy(model, x, y, batch: int = 1000) -> tuple[float, float]:
-    """(accuracy in %, mean cross-entropy) of ``model`` on tensors ``x``, ``y`` in eval mode."""
-    import torch
-    import torch.nn.functional as F
-
-    model.eval()
-    correct, loss = 0, 0.0
-    with torch.no_grad():
-        for i in range(0, len(y), batch):
-            out = model(x[i : i + batch])
-            loss += float(F.cross_entropy(out, y[i : i + batch], reduction="sum"))
-            correct += int((out.argmax(1) == y[i : i + batch]).sum())
-    n = max(len(y), 1)
-    return 100.0 * correct / n, loss / n
 
 
 def check_device(device: str) -> str:
