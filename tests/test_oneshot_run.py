@@ -82,6 +82,9 @@ def test_bad_method_settings_and_dimensions_are_one_line(mnist, tmp_path, capsys
     assert "needs a latency model" in capsys.readouterr().err
     assert cli("oneshot", "darts", *TINY, "--study", "s", "--storage", db, "--opt", "warp=3") == 2
     assert "takes no setting 'warp'; it takes: order, fd_eps, epochs" in capsys.readouterr().err
+    lenet = ["--family", "lenet", "--dataset", "mnist", "--train-subset", "64", "--device", "cpu", "-q"]
+    assert cli("oneshot", "gdas", *lenet, "--study", "s", "--storage", db) == 2
+    assert "has nothing to mix" in capsys.readouterr().err
     # nothing was recorded by the refused runs
     assert not (tmp_path / "nf.db").exists() or not Study.open("s", db).trials()
 

@@ -97,6 +97,7 @@ def run_oneshot(
         "method": method, "settings": _jsonable(m.config()), "seed": seed, "epochs": epochs, "family": family.name,
         "family_config": family.config(), "evaluator_config": evaluator.config(),
     }  # fmt: skip
+    m.setup(resolve_device(evaluator.device))  # a family with nothing to mix is refused before anything is written
     study = Study.open(study_name, storage)
     spec = study._artifact_spec(artifacts)
     _check_record(study, record)
@@ -122,7 +123,6 @@ def _train(m: OneShot, evaluator, store: ArtifactStore, study: str, epochs: int,
     import torch
 
     data = evaluator.data()
-    m.setup(resolve_device(evaluator.device))
     m.attach(data)
     key = run_key(study)
     raw = store.get(key, "oneshot.pt")

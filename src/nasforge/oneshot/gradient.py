@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import NasforgeError
 from ..space import Arch
 from ..spaces.base import Family
 from ..strategies.base import setting
@@ -76,12 +77,23 @@ class GradientOneShot(OneShot):
         )
         self.weights = list(self.supernet.parameters())
         self.w_opt = torch.optim.SGD(self.weights, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        self.a_opt = torch.optim.Adam(self.alphas.parameters(), lr=self.arch_lr, betas=self.arch_betas,
+        arch = [*self.alphas.parameters(), *self.more_arch_params()]
+        if not arch:
+            raise NasforgeError(
+                f"{self.name}: family {self.family.name!r} has nothing to mix (no choice node, no block declared as a "
+                f"unit; its dimensions are global: {', '.join(self.net.global_dims)}); use spos, or proxyless with "
+                "estimator=reinforce"
+            )
+        self.a_opt = torch.optim.Adam(arch, lr=self.arch_lr, betas=self.arch_betas,
                                       weight_decay=self.arch_weight_decay)  # fmt: skip
         self.gen = torch.Generator().manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
         self.sched: torch.optim.lr_scheduler.LRScheduler | None = None
         self._steps = 0
+
+    def more_arch_params(self) -> list[torch.Tensor]:
+        """Architecture parameters besides the groups' α (made here, in ``setup``), trained by the same optimiser."""
+        return []
 
     def _halves(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(data.y_train)

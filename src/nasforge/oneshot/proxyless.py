@@ -86,14 +86,15 @@ class ProxylessNAS(GradientOneShot):
     # --- setup --------------------------------------------------------------------------------------------------
     def setup(self, device):
         super().setup(device)
-        sp = self.family.space
-        # REINFORCE also searches the global dimensions, each a categorical of its own
-        self.g_alphas = nn.ParameterList(nn.Parameter(torch.zeros(len(sp.dims[d].values), device=self.device))
-                                         for d in self.net.global_dims)  # fmt: skip
-        if self.estimator == "reinforce":
-            self.a_opt.add_param_group({"params": list(self.g_alphas)})
         self.baseline: float | None = None
         self._table: tuple[float, list[torch.Tensor]] | None = None
+
+    def more_arch_params(self):
+        # REINFORCE also searches the global dimensions, each a categorical of its own
+        sp = self.family.space
+        self.g_alphas = nn.ParameterList(nn.Parameter(torch.zeros(len(sp.dims[d].values), device=self.device))
+                                         for d in self.net.global_dims)  # fmt: skip
+        return list(self.g_alphas) if self.estimator == "reinforce" else []
 
     def _ms(self, archs: list[Arch]) -> list[float]:
         lat = self.latency
