@@ -22,7 +22,7 @@ from typing import Any
 
 from ..datasets import DataSource, as_source, plan, prepare, resolved_val_size, scan
 from ..errors import NasforgeError, TrialFailed
-from ..nn.scoring import accuracy
+from ..scoring import accuracy
 from ..space import Arch
 from ..spaces.base import Family
 from ..strategies.base import setting

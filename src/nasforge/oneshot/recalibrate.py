@@ -71,7 +71,7 @@ def score_path(supernet, arch: Mapping[str, Any], data, *, bn_batches_n: int, ba
     and active path (callers that must not, save and restore them: ``keep_buffers``)."""
     import torch
 
-    from ..nn.scoring import accuracy
+    from ..scoring import accuracy
 
     supernet.set_active(arch)
     gen = torch.Generator().manual_seed(int(seed))

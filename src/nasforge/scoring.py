@@ -1,4 +1,5 @@
-"""Scoring a classifier on tensors: what training from scratch, weight sharing and hypernetworks all report."""
+"""Scoring a classifier on tensors: what training from scratch, weight sharing and hypernetworks all report (torch is
+imported when it runs, so importing this costs nothing)."""
 
 from __future__ import annotations
 
