@@ -33,5 +33,23 @@ def save(name: str, data: dict, threads: int | None = None) -> Path:
         **data,
     }
     p = RESULTS / f"{name}.json"
-    p.write_text(json.dumps(data, indent=2, default=float))
+    p.write_text(json.dumps(_portable(data), indent=2, default=float))
     return p
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _portable(obj: Any) -> Any:
+    """``obj`` with every absolute path inside this checkout written relative to its root: a result file names
+    ``benchmarks/results/x.png``, never the folder it happened to be measured in."""
+    if isinstance(obj, dict):
+        return {k: _portable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_portable(v) for v in obj]
+    if isinstance(obj, Path | str) and os.path.isabs(obj):
+        try:
+            return str(Path(obj).resolve().relative_to(ROOT))
+        except ValueError:
+            return str(obj)
+    return obj

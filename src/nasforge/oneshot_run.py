@@ -149,7 +149,7 @@ def _train(m: OneShot, evaluator, store: ArtifactStore, study: str, epochs: int,
         _put_json(store, study, {"history": run.history})
         if on_epoch is not None:
             on_epoch(entry)
-    if start <= epochs or store.get(key, "supernet.pt") is None:
+    if start <= epochs or "supernet.pt" not in store.names(key):
         buf = io.BytesIO()
         torch.save(m.supernet.state_dict(), buf)
         store.put(key, "supernet.pt", buf.getvalue())

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 
 def accuracy(model, x, y, batch: int = 1000) -> tuple[float, float]:
-    """(accuracy in %, mean cross-entropy) of ``model`` on tensors ``x``, ``y`` in eval mode."""
+    """(accuracy in %, mean cross-entropy) of ``model`` on tensors ``x``, ``y``, without gradients. A module is put in
+    eval mode; any other callable (a network run with generated weights) is called as it is."""
     import torch
     import torch.nn.functional as F
 
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     correct, loss = 0, 0.0
     with torch.no_grad():
         for i in range(0, len(y), batch):

@@ -116,18 +116,13 @@ def score(ghn, nets: Nets, arch, x, y, batch: int = 500) -> tuple[float, float]:
     """(accuracy in %, mean cross-entropy) of ``arch`` with predicted weights on ``x``, ``y`` (batches of ``batch``,
     BN on each batch's statistics); no training."""
     import torch
-    import torch.nn.functional as F
+
+    from ..scoring import accuracy
 
     ghn.eval()
     with torch.no_grad():
         model, params = generate(ghn, nets, arch)
-        correct, loss = 0, 0.0
-        for i in range(0, len(y), batch):
-            out = run(model, params, x[i : i + batch])
-            loss += float(F.cross_entropy(out, y[i : i + batch], reduction="sum"))
-            correct += int((out.argmax(1) == y[i : i + batch]).sum())
-    n = max(len(y), 1)
-    return 100.0 * correct / n, loss / n
+    return accuracy(lambda xb: run(model, params, xb), x, y, batch)
 
 
 # --- checkpoint ---------------------------------------------------------------------------------------------------

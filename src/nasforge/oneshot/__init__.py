@@ -6,20 +6,12 @@ mixed; each method is a module. ``load_methods()`` imports them all (registering
 
 from __future__ import annotations
 
-import importlib
-
+from .._discover import import_submodules
 from .base import ONESHOT, OneShot, create_oneshot, register_oneshot
 
-METHOD_MODULES = ("spos", "darts", "gdas", "proxyless")
-
-__all__ = ["METHOD_MODULES", "ONESHOT", "OneShot", "create_oneshot", "load_methods", "register_oneshot"]
+__all__ = ["ONESHOT", "OneShot", "create_oneshot", "load_methods", "register_oneshot"]
 
 
 def load_methods() -> None:
-    """Import every method module (each registers itself)."""
-    for m in METHOD_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{m}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{m}":
-                raise
+    """Import every module of the package (each method registers itself)."""
+    import_submodules(__name__, __path__)
