@@ -241,7 +241,7 @@ class SqlStorage(Storage):
                         raise
                     if self._sqlite_path() is not None:
                         # WAL + NORMAL: a commit survives a killed process (not a power cut) without an fsync per trial
-                        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                        _to_wal(conn)
             else:
                 with engine.begin() as conn:
                     if backend == "postgresql":
@@ -518,3 +518,27 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _to_wal(conn: sa.Connection) -> None:
+    """Switch a SQLite database to WAL mode without waiting inside SQLite's busy handler: the switch needs the
+    exclusive lock, and a process waiting for it while holding its read lock deadlocks with another that holds the
+    write lock and waits to commit (both wait out the busy timeout; seen with four processes creating one database).
+    So try without waiting, and on a busy database let go and try again until the usual timeout has passed."""
+    import time
+
+    waited = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
+    deadline = time.monotonic() + max(waited / 1000, faults.BUSY_TIMEOUT_S)
+    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                if conn.exec_driver_sql("PRAGMA journal_mode").scalar() != "wal":
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                return
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {waited}")
